@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "authd",
+    products: [
+        .executable(name: "authd", targets: ["authd"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+    ],
+    targets: [
+        // C libraries from Debian, each imported by exactly one Swift target.
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CXCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
+
+        // Pure Swift: requests, responses, JWT, validation, handlers. Imports no C.
+        .target(name: "AuthCore"),
+        .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt"]),
+        .target(name: "AuthRedis", dependencies: ["AuthCore", "CHiredis"]),
+        .target(name: "AuthFastCGI", dependencies: ["AuthCore", "CFastCGI"]),
+        .executableTarget(
+            name: "authd",
+            dependencies: [
+                "AuthCore", "AuthCrypto", "AuthRedis", "AuthFastCGI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
+
+        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
+        .testTarget(name: "AuthCryptoTests", dependencies: ["AuthCore", "AuthCrypto"]),
+        // Starts real redis-server, authd and nginx on loopback; needs the authd binary built.
+        .testTarget(name: "IntegrationTests", dependencies: ["authd"]),
+    ]
+)

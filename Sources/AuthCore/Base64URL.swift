@@ -1,0 +1,53 @@
+/// Base64url without padding (RFC 4648 §5), as JWS uses it (RFC 7515 §2).
+public enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Maps an ASCII byte to its 6-bit value, 0xFF for bytes outside the alphabet.
+    private static let table: [UInt8] = {
+        var t = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { t[Int(c)] = UInt8(i) }
+        return t
+    }()
+
+    public static func encode<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var it = bytes.makeIterator()
+        while let b0 = it.next() {
+            let b1 = it.next(), b2 = it.next()
+            out.append(alphabet[Int(b0 >> 2)])
+            out.append(alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)])
+            guard let b1 else { break }
+            out.append(alphabet[Int((b1 & 0x0F) << 2 | (b2 ?? 0) >> 6)])
+            guard let b2 else { break }
+            out.append(alphabet[Int(b2 & 0x3F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes unpadded base64url. Nil for any byte outside the alphabet, for padding,
+    /// for an impossible length, and for non-zero trailing bits (so that every byte
+    /// string has exactly one encoding and a token cannot be altered invisibly).
+    public static func decode<Bytes: Collection<UInt8>>(_ text: Bytes) -> [UInt8]? {
+        let n = text.count
+        if n % 4 == 1 { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(n * 3 / 4)
+        var acc: UInt32 = 0
+        var bits = 0
+        for c in text {
+            let v = table[Int(c)]
+            if v == 0xFF { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+            }
+        }
+        if acc & ((1 << UInt32(bits)) - 1) != 0 { return nil }
+        return out
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? { decode(Array(text.utf8)) }
+}

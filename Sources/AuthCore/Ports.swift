@@ -1,0 +1,135 @@
+// The small protocols the handlers need. C-backed implementations live in AuthCrypto
+// (signing, bcrypt) and AuthRedis (users, sessions); AuthCore itself imports no C.
+
+/// A JWS algorithm this service can sign with. The key fixes the algorithm: a token whose
+/// header names another one is rejected before anything else is looked at.
+public enum JWTAlgorithm: String, Sendable, CaseIterable {
+    case hs256 = "HS256"
+    case edDSA = "EdDSA"
+}
+
+/// One signing/verification key. Implementations are immutable and safe to share
+/// between worker threads.
+public protocol SigningKey: Sendable {
+    var algorithm: JWTAlgorithm { get }
+    /// The `kid` header value of tokens signed with this key.
+    var kid: String { get }
+    /// The public JWK (RFC 7517) members for the JWKS document, or nil for a symmetric key.
+    var publicJWK: [(String, String)]? { get }
+    /// Signs the JWS signing input (`base64url(header) "." base64url(payload)`).
+    func sign(_ input: UnsafeRawBufferPointer) throws -> [UInt8]
+    /// Checks a signature in constant time (with respect to the signature bytes).
+    func verify(_ signature: [UInt8], for input: UnsafeRawBufferPointer) -> Bool
+}
+
+/// Hashes and checks passwords. One instance per worker thread (it may own scratch
+/// buffers), so it need not be Sendable.
+public protocol PasswordHasher {
+    /// A fresh salted hash, e.g. `$2b$12$...`.
+    func hash(_ password: String) throws -> String
+    /// True when `password` matches `hash`; false for any malformed hash.
+    func verify(_ password: String, against hash: String) -> Bool
+}
+
+/// A user id: random, URL-safe, stable for the life of the account.
+public struct UserID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+}
+
+/// A session id: one per login/registration (one per device).
+public struct SessionID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+}
+
+/// A stored user.
+public struct UserRecord: Equatable, Sendable {
+    public var id: UserID
+    public var username: String
+    public var passwordHash: String
+    /// Unix seconds.
+    public var createdAt: Int64
+
+    public init(id: UserID, username: String, passwordHash: String, createdAt: Int64) {
+        self.id = id
+        self.username = username
+        self.passwordHash = passwordHash
+        self.createdAt = createdAt
+    }
+}
+
+/// What a session remembers of its current refresh token: enough to recognise it and to
+/// re-issue it byte for byte (signatures are deterministic for HS256 and Ed25519).
+public struct RefreshTokenState: Equatable, Sendable {
+    public var jti: String
+    public var issuedAt: Int64
+    public var expiresAt: Int64
+
+    public init(jti: String, issuedAt: Int64, expiresAt: Int64) {
+        self.jti = jti
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
+}
+
+/// Client details kept with a session.
+public struct SessionMeta: Equatable, Sendable {
+    public var userAgent: String
+    public var address: String
+
+    public init(userAgent: String = "", address: String = "") {
+        self.userAgent = userAgent
+        self.address = address
+    }
+}
+
+/// The result of presenting a refresh token for rotation.
+public enum RotationOutcome: Equatable, Sendable {
+    /// The token was the session's current one and has been replaced.
+    case rotated
+    /// The token is the immediate parent of the current one, presented again within the
+    /// retry grace window: answer with the current token (re-issued).
+    case retry(current: RefreshTokenState)
+    /// A superseded token was presented: the session has been ended.
+    case replayed
+    /// The session does not exist (logged out, expired, or ended by a replay).
+    case unknownSession
+}
+
+/// The store is unreachable or answered nonsense. Routes that need it answer 503.
+public struct StoreUnavailable: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Users and sessions. One instance per worker thread (it owns a connection), so it
+/// need not be Sendable. Every method throws `StoreUnavailable` when the store cannot
+/// be reached.
+public protocol AuthStore {
+    /// Stores a new user unless the username is taken (atomically). False when taken.
+    func createUser(_ user: UserRecord) throws -> Bool
+    func user(named username: String) throws -> UserRecord?
+    func user(id: UserID) throws -> UserRecord?
+
+    /// Starts a session whose current refresh token is `token`; the session expires
+    /// after `ttl` seconds unless rotated.
+    func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState,
+                       ttl: Int64, meta: SessionMeta, now: Int64) throws
+    /// Atomic compare-and-swap of the session's current token. `ttl` is the new
+    /// session lifetime; `grace` the retry window in seconds (0 = off).
+    func rotate(_ session: SessionID, of user: UserID, presented jti: String,
+                next: RefreshTokenState, ttl: Int64, grace: Int64,
+                meta: SessionMeta, now: Int64) throws -> RotationOutcome
+    func endSession(_ session: SessionID, of user: UserID) throws
+    func endAllSessions(of user: UserID) throws
+    /// Round trip to the store, for readiness checks.
+    func ping() throws
+}
+
+/// Wall-clock time in Unix seconds; injected so that tests control expiry.
+public protocol Clock: Sendable {
+    func now() -> Int64
+}
