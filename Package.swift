@@ -19,7 +19,7 @@ let package = Package(
         .systemLibrary(name: "CXCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
 
         // Pure Swift: requests, responses, JWT, validation, handlers. Imports no C.
-        .target(name: "AuthCore"),
+        .target(name: "AuthCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt"]),
         .target(name: "AuthRedis", dependencies: ["AuthCore", "CHiredis"]),
         .target(name: "AuthFastCGI", dependencies: ["AuthCore", "CFastCGI"]),

@@ -1,0 +1,126 @@
+import Dispatch
+import Logging
+
+/// What one worker thread owns: its store connection and its hashing buffers.
+public struct Worker {
+    public let store: any AuthStore
+    public let hasher: any PasswordHasher
+
+    public init(store: any AuthStore, hasher: any PasswordHasher) {
+        self.store = store
+        self.hasher = hasher
+    }
+}
+
+/// The service: immutable configuration, keys and routes, shared by every worker thread.
+/// `handle` turns any request into a response; it never throws and never traps on input.
+public final class AuthService: Sendable {
+    public let config: Config
+    let access: TokenCodec
+    let refresh: TokenCodec
+    let clock: any Clock
+    let lane: HashingLane
+    let logger: Logger
+    /// A hash of a random password at the configured cost: unknown users are checked
+    /// against it so that a login takes as long whether or not the user exists.
+    let decoyHash: String
+    let jwksBody: [UInt8]
+
+    public init(config: Config, access: KeyRing, refresh: KeyRing, clock: any Clock,
+                decoyHash: String, logger: Logger) {
+        self.config = config
+        self.access = TokenCodec(kind: .access, keys: access, issuer: config.issuer, leeway: config.leeway)
+        self.refresh = TokenCodec(kind: .refresh, keys: refresh, issuer: config.issuer, leeway: config.leeway)
+        self.clock = clock
+        self.lane = HashingLane(concurrency: config.hashConcurrency, admitted: max(1, config.workers - max(1, config.workers / 4)))
+        self.decoyHash = decoyHash
+        self.logger = logger
+        jwksBody = Response.json(200) { w in
+            w.beginArray("keys")
+            for key in access.all {
+                guard let jwk = key.publicJWK else { continue }
+                w.beginObject()
+                for (name, value) in jwk { w.field(name, value) }
+                w.endObject()
+            }
+            w.endArray()
+        }.body
+    }
+
+    public func handle(_ request: Request, worker: Worker) -> Response {
+        guard let route = Self.routes[request.path] else { return APIError.notFound.response }
+        guard let handler = route[request.method] else {
+            let allow = route.keys.sorted().joined(separator: ", ")
+            return APIError(405, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
+        }
+        do {
+            return try dispatch(handler, request, worker)
+        } catch let error as APIError {
+            return error.response
+        } catch let error as StoreUnavailable {
+            logger.error("store unavailable", metadata: ["path": "\(request.path)", "cause": "\(error)", "request_id": "\(request.requestID)"])
+            return APIError.unavailable.response
+        } catch {
+            logger.error("internal error", metadata: ["path": "\(request.path)", "cause": "\(error)", "request_id": "\(request.requestID)"])
+            return APIError.internalError.response
+        }
+    }
+
+    /// Path → method → endpoint. The table is the whole routing: 404 when the path is
+    /// absent, 405 with `Allow` when the method is.
+    static let routes: [String: [String: Endpoint]] = [
+        "/auth/register": ["POST": .register],
+        "/auth/login": ["POST": .login],
+        "/auth/refresh-token": ["POST": .refreshToken],
+        "/auth/logout": ["DELETE": .logout],
+        "/auth/logout-all": ["POST": .logoutAll],
+        "/auth/me": ["GET": .me],
+        "/": ["GET": .home],
+        "/healthz": ["GET": .healthz],
+        "/readyz": ["GET": .readyz],
+        "/.well-known/jwks.json": ["GET": .jwks],
+    ]
+
+    enum Endpoint: Sendable {
+        case register, login, refreshToken, logout, logoutAll, me, home, healthz, readyz, jwks
+    }
+
+    private func dispatch(_ endpoint: Endpoint, _ request: Request, _ worker: Worker) throws -> Response {
+        switch endpoint {
+        case .register: try register(request, worker)
+        case .login: try login(request, worker)
+        case .refreshToken: try refreshToken(request, worker)
+        case .logout: try logout(request, worker)
+        case .logoutAll: try logoutAll(request, worker)
+        case .me: try me(request, worker)
+        case .home: try home(request)
+        case .healthz: Response.json(200) { $0.field("status", "ok") }
+        case .readyz: try readyz(worker)
+        case .jwks: Response(status: 200, body: jwksBody)
+        }
+    }
+}
+
+/// Bounds password hashing so that a burst of logins cannot take every worker away from
+/// token checks: at most `concurrency` hashes run at once, and at most `admitted` workers
+/// may be inside a password route (hashing or queued); beyond that a login is told to
+/// retry (503) at once instead of tying up another thread.
+final class HashingLane: Sendable {
+    private let running: DispatchSemaphore
+    private let admission: DispatchSemaphore
+    static let maxQueueWait = DispatchTimeInterval.seconds(5)
+
+    init(concurrency: Int, admitted: Int) {
+        running = DispatchSemaphore(value: concurrency)
+        admission = DispatchSemaphore(value: max(admitted, concurrency))
+    }
+
+    func run<T>(_ work: () throws -> T) throws -> T {
+        let busy = APIError(503, "Too many password checks in progress, retry shortly", headers: [("Retry-After", "1")])
+        guard admission.wait(timeout: .now()) == .success else { throw busy }
+        defer { admission.signal() }
+        guard running.wait(timeout: .now() + Self.maxQueueWait) == .success else { throw busy }
+        defer { running.signal() }
+        return try work()
+    }
+}

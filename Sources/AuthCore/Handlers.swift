@@ -1,0 +1,214 @@
+// The endpoints of API.md, one function each, in the order the contract lists them.
+
+extension AuthService {
+    /// POST /auth/register: 201 with a token pair, 409 when the name is taken, 422 on bad fields.
+    func register(_ request: Request, _ worker: Worker) throws -> Response {
+        let (username, password) = try Validation.credentials(request)
+        // A cheap early answer for the common duplicate; createUser below is the atomic check.
+        if try worker.store.user(named: username) != nil { throw Self.usernameTaken }
+        let hash = try lane.run { try worker.hasher.hash(password) }
+        let now = clock.now()
+        let user = UserRecord(id: UserID(randomID()), username: username, passwordHash: hash, createdAt: now)
+        guard try worker.store.createUser(user) else { throw Self.usernameTaken }
+        logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
+        return try startSession(for: user.id, request, worker, status: 201)
+    }
+
+    /// POST /auth/login: 200 with a pair for a new session; 401 with one message for an
+    /// unknown user and a wrong password, each costing one bcrypt.
+    func login(_ request: Request, _ worker: Worker) throws -> Response {
+        let username: String, password: String
+        do {
+            (username, password) = try Validation.credentials(request)
+        } catch {
+            throw error.status == 422 ? APIError(400, "Invalid username/password") : error
+        }
+        let user = try worker.store.user(named: username)
+        let hash = user?.passwordHash ?? decoyHash
+        let matches = try lane.run { worker.hasher.verify(password, against: hash) }
+        guard let user, matches else { throw APIError(401, "Username/password not valid") }
+        return try startSession(for: user.id, request, worker, status: 200)
+    }
+
+    /// POST /auth/refresh-token: trades the session's current refresh token for a new pair.
+    /// A superseded token is a replay and ends its session (API.md, Sessions).
+    func refreshToken(_ request: Request, _ worker: Worker) throws -> Response {
+        let claims = try verifiedRefreshToken(request)
+        let now = clock.now()
+        let next = RefreshTokenState(jti: randomID(), issuedAt: now, expiresAt: now + config.refreshTTL)
+        let outcome = try worker.store.rotate(
+            claims.session, of: claims.subject, presented: claims.id, next: next,
+            ttl: sessionTTL(next, now: now), grace: config.reuseGrace,
+            meta: SessionMeta(userAgent: request.userAgent, address: request.remoteAddress), now: now)
+        switch outcome {
+        case .rotated:
+            return try tokenPair(user: claims.subject, session: claims.session, refresh: next, status: 200)
+        case .retry(let current):
+            return try tokenPair(user: claims.subject, session: claims.session, refresh: current, status: 200)
+        case .replayed:
+            logger.warning("refresh token replayed; session ended",
+                           metadata: ["user": "\(claims.subject)", "session": "\(claims.session)", "request_id": "\(request.requestID)"])
+            throw APIError(403, "Refresh token has already been used; the session has been ended")
+        case .unknownSession:
+            throw APIError(403, "Refresh token has been revoked")
+        }
+    }
+
+    /// DELETE /auth/logout: ends the session of the presented refresh token; idempotent.
+    func logout(_ request: Request, _ worker: Worker) throws -> Response {
+        let claims = try verifiedRefreshToken(request)
+        try worker.store.endSession(claims.session, of: claims.subject)
+        return .noContent
+    }
+
+    /// POST /auth/logout-all: ends every session of the access token's user.
+    func logoutAll(_ request: Request, _ worker: Worker) throws -> Response {
+        let claims = try authenticate(request)
+        try worker.store.endAllSessions(of: claims.subject)
+        return .noContent
+    }
+
+    /// GET /auth/me: the account of the access token's user.
+    func me(_ request: Request, _ worker: Worker) throws -> Response {
+        let claims = try authenticate(request)
+        guard let user = try worker.store.user(id: claims.subject) else {
+            throw Self.unauthorized(description: "The user no longer exists")
+        }
+        return .json(200) { w in
+            w.field("id", user.id.rawValue)
+            w.field("username", user.username)
+            w.field("createdAt", ISO8601.format(user.createdAt))
+        }
+    }
+
+    /// GET /: a protected route that needs no store, so it keeps working when Redis is down.
+    func home(_ request: Request) throws -> Response {
+        let claims = try authenticate(request)
+        return .json(200) { w in
+            w.field("message", "Hello from a protected route")
+            w.field("userId", claims.subject.rawValue)
+        }
+    }
+
+    /// GET /readyz: 200 when the store answers; 503 (through `handle`) when it does not.
+    func readyz(_ worker: Worker) throws -> Response {
+        try worker.store.ping()
+        return .json(200) { $0.field("status", "ok") }
+    }
+}
+
+// MARK: - Shared steps
+
+extension AuthService {
+    static let usernameTaken = APIError(409, "Username is already registered")
+
+    /// A new session for `user` with a fresh token pair.
+    func startSession(for user: UserID, _ request: Request, _ worker: Worker, status: Int) throws -> Response {
+        let now = clock.now()
+        let session = SessionID(randomID())
+        let token = RefreshTokenState(jti: randomID(), issuedAt: now, expiresAt: now + config.refreshTTL)
+        try worker.store.createSession(session, of: user, token: token, ttl: sessionTTL(token, now: now),
+                                       meta: SessionMeta(userAgent: request.userAgent, address: request.remoteAddress), now: now)
+        return try tokenPair(user: user, session: session, refresh: token, status: status)
+    }
+
+    /// How long the session lives in the store: the token's remaining life, or the idle
+    /// limit when that is shorter.
+    func sessionTTL(_ token: RefreshTokenState, now: Int64) -> Int64 {
+        let remaining = max(1, token.expiresAt - now)
+        return config.idleTTL > 0 ? min(remaining, config.idleTTL) : remaining
+    }
+
+    /// `{"accessToken","refreshToken"}` with `Cache-Control: no-store`. The refresh token is
+    /// rebuilt from its stored state, so a retry re-issues the same bytes.
+    func tokenPair(user: UserID, session: SessionID, refresh token: RefreshTokenState, status: Int) throws -> Response {
+        let now = clock.now()
+        let accessToken = try access.sign(Claims(
+            issuer: config.issuer, subject: user, audience: user.rawValue, issuedAt: now,
+            expiresAt: now + config.accessTTL, id: randomID(), session: session))
+        let refreshToken = try refresh.sign(Claims(
+            issuer: config.issuer, subject: user, audience: user.rawValue, issuedAt: token.issuedAt,
+            expiresAt: token.expiresAt, id: token.jti, session: session))
+        return .json(status, headers: [("Cache-Control", "no-store"), ("Pragma", "no-cache")]) { w in
+            w.field("accessToken", accessToken)
+            w.field("refreshToken", refreshToken)
+        }
+    }
+
+    /// The claims of the body's `refreshToken`: 400 when absent or not a string, 403 when
+    /// it does not verify as a refresh token.
+    func verifiedRefreshToken(_ request: Request) throws -> Claims {
+        let body = try Validation.jsonObject(request)
+        let token = try Validation.string(body, "refreshToken")
+        do {
+            return try refresh.verify(token, now: clock.now())
+        } catch .expired {
+            throw APIError(403, "Refresh token expired")
+        } catch {
+            throw APIError(403, "Invalid refresh token")
+        }
+    }
+
+    /// The claims of a valid `Authorization: Bearer` access token, or 401 with RFC 6750's
+    /// `WWW-Authenticate`.
+    func authenticate(_ request: Request) throws(APIError) -> Claims {
+        guard let header = request.authorization, let token = Self.bearerToken(header) else {
+            throw APIError(401, "Unauthorized", headers: [("WWW-Authenticate", "Bearer")])
+        }
+        do {
+            return try access.verify(token, now: clock.now())
+        } catch .expired {
+            throw APIError(401, "jwt expired", headers: [
+                ("WWW-Authenticate", #"Bearer error="invalid_token", error_description="The access token expired""#),
+            ])
+        } catch {
+            throw Self.unauthorized(description: "The access token is invalid")
+        }
+    }
+
+    static func unauthorized(description: String) -> APIError {
+        APIError(401, "Unauthorized", headers: [
+            ("WWW-Authenticate", #"Bearer error="invalid_token", error_description="\#(description)""#),
+        ])
+    }
+
+    /// The credentials of `Bearer <token>`, scheme matched case-insensitively; nil for
+    /// another scheme or an empty token.
+    static func bearerToken(_ header: String) -> String? {
+        let utf8 = header.utf8
+        guard utf8.count > 7 else { return nil }
+        let scheme = utf8.prefix(6).map { $0 | 0x20 }
+        guard scheme.elementsEqual("bearer".utf8), utf8.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
+        let token = String(decoding: utf8.dropFirst(7), as: UTF8.self).trimmingSpaces
+        return token.isEmpty ? nil : token
+    }
+}
+
+/// 128 random bits from the system CSPRNG (getrandom on Linux), base64url: 22 characters.
+func randomID() -> String {
+    var rng = SystemRandomNumberGenerator()
+    let a = rng.next() as UInt64, b = rng.next() as UInt64
+    let bytes = withUnsafeBytes(of: (a, b)) { Array($0) }
+    return Base64URL.encode(bytes)
+}
+
+/// ISO 8601 UTC timestamps without Foundation.
+enum ISO8601 {
+    /// `2026-11-26T18:17:27Z` for Unix seconds.
+    static func format(_ seconds: Int64) -> String {
+        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let secs = seconds - days * 86400
+        // Civil-from-days (H. Hinnant), exact for the proleptic Gregorian calendar.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(y)-\(two(m))-\(two(d))T\(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60))Z"
+    }
+}

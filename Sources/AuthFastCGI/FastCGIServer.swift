@@ -1,0 +1,182 @@
+internal import CFastCGI
+import Foundation
+public import AuthCore
+import Logging
+import Synchronization
+
+/// A failure of the FastCGI edge, with the call that failed and errno.
+public struct FastCGIError: Error, CustomStringConvertible {
+    public let call: String
+    public let code: Int32
+    public var description: String { "\(call) failed: \(String(cString: strerror(code))) (errno \(code))" }
+}
+
+/// The libfcgi responder: `workers` OS threads, each blocking in `FCGX_Accept_r` with its
+/// own `FCGX_Request` and its own `Worker` (store connection, hashing buffer). The blocking
+/// C calls stay off Swift's cooperative pool.
+public final class FastCGIServer: @unchecked Sendable {
+    /// Bodies above this are refused with 413 (API.md; nginx enforces it too).
+    public static let maxBody = 16 * 1024
+
+    private let listenFD: Int32
+    private let service: AuthService
+    private let logger: Logger
+    private let threads = DispatchGroup()
+    private let workerCount: Int
+    // Written once by `stop()` before the wake-up connects; read by workers after accept fails.
+    private let stopping = Atomic<Bool>(false)
+
+    /// Opens (or adopts) the listening socket.
+    public init(listen: ListenAddress, service: AuthService, workers: Int, logger: Logger) throws {
+        FCGX_Init()
+        switch listen {
+        case .inherited:
+            listenFD = 0
+        case .unix(let path):
+            unlink(path)  // a socket file left by a killed predecessor would make bind fail
+            let fd = FCGX_OpenSocket(path, 1024)
+            guard fd >= 0 else { throw FastCGIError(call: "FCGX_OpenSocket(\(path))", code: errno) }
+            // nginx's workers connect as another user of the same group.
+            chmod(path, 0o660)
+            listenFD = fd
+        case .tcp(let host, let port):
+            let fd = FCGX_OpenSocket("\(host):\(port)", 1024)
+            guard fd >= 0 else { throw FastCGIError(call: "FCGX_OpenSocket(\(host):\(port))", code: errno) }
+            listenFD = fd
+        }
+        self.service = service
+        self.workerCount = workers
+        self.logger = logger
+    }
+
+    /// Starts the worker threads. `makeWorker` runs once on each thread.
+    public func start(makeWorker: @escaping @Sendable () -> Worker) {
+        for index in 0..<workerCount {
+            threads.enter()
+            let thread = Thread { [self] in
+                serve(worker: makeWorker())
+                threads.leave()
+            }
+            thread.name = "fcgi-\(index)"
+            thread.stackSize = 512 * 1024
+            thread.start()
+        }
+    }
+
+    /// Stops accepting: workers finish the request in hand, then exit. Returns when all did.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        FCGX_ShutdownPending()
+        // libfcgi checks the shutdown flag only around accept(); a connection that closes at
+        // once wakes one blocked worker, which then sees the flag and returns.
+        for _ in 0..<workerCount { Self.poke(listenFD) }
+        threads.wait()
+    }
+
+    private func serve(worker: Worker) {
+        let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
+        defer { request.deallocate() }
+        guard FCGX_InitRequest(request, listenFD, 0) == 0 else {
+            logger.critical("FCGX_InitRequest failed")
+            return
+        }
+        defer { FCGX_Free(request, 1) }
+        while true {
+            let rc = FCGX_Accept_r(request)
+            if rc < 0 {
+                if stopping.load(ordering: .acquiring) { return }
+                logger.error("FCGX_Accept_r failed", metadata: ["rc": "\(rc)"])
+                usleep(10_000)  // e.g. EMFILE: back off instead of spinning
+                continue
+            }
+            let response = respond(request.pointee, worker)
+            write(response, to: request.pointee.out)
+            FCGX_Finish_r(request)
+        }
+    }
+
+    private func respond(_ r: FCGX_Request, _ worker: Worker) -> Response {
+        func param(_ name: String) -> String? {
+            guard let value = FCGX_GetParam(name, r.envp) else { return nil }
+            return String(cString: value)
+        }
+        let method = param("REQUEST_METHOD") ?? "GET"
+        let path = param("DOCUMENT_URI") ?? param("REQUEST_URI").map { String($0.prefix { $0 != "?" }) } ?? "/"
+        let declared = param("CONTENT_LENGTH").flatMap { Int($0) } ?? 0
+        guard declared <= Self.maxBody else {
+            drain(r.in)
+            return APIError.bodyTooLarge.response
+        }
+        var body = [UInt8](repeating: 0, count: Self.maxBody + 1)
+        var count = 0
+        while count < body.count {
+            let n = body.withUnsafeMutableBytes { buf in
+                FCGX_GetStr(buf.baseAddress!.advanced(by: count).assumingMemoryBound(to: CChar.self), Int32(buf.count - count), r.in)
+            }
+            if n <= 0 { break }
+            count += Int(n)
+        }
+        guard count <= Self.maxBody else {
+            drain(r.in)
+            return APIError.bodyTooLarge.response
+        }
+        body.removeSubrange(count...)
+        let request = Request(
+            method: method, path: path, contentType: param("CONTENT_TYPE"),
+            authorization: param("HTTP_AUTHORIZATION"), userAgent: param("HTTP_USER_AGENT") ?? "",
+            remoteAddress: param("REMOTE_ADDR") ?? "", requestID: param("REQUEST_ID") ?? "", body: body)
+        return service.handle(request, worker: worker)
+    }
+
+    /// Reads and discards the rest of stdin (bounded), so that a kept-alive connection
+    /// stays in step with the protocol.
+    private func drain(_ stream: UnsafeMutablePointer<FCGX_Stream>?) {
+        var scratch = [CChar](repeating: 0, count: 4096)
+        var total = 0
+        while total < 1 << 20 {
+            let n = FCGX_GetStr(&scratch, Int32(scratch.count), stream)
+            if n <= 0 { return }
+            total += Int(n)
+        }
+    }
+
+    private func write(_ response: Response, to stream: UnsafeMutablePointer<FCGX_Stream>?) {
+        var head = "Status: \(response.status) \(Response.reason(response.status))\r\n"
+        if !response.body.isEmpty {
+            head += "Content-Type: application/json\r\nContent-Length: \(response.body.count)\r\n"
+        }
+        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        var out = Array(head.utf8)
+        out.append(contentsOf: response.body)
+        out.withUnsafeBytes { buf in
+            _ = FCGX_PutStr(buf.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(buf.count), stream)
+        }
+    }
+
+    /// Connects to our own listening socket and hangs up.
+    private static func poke(_ fd: Int32) {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard ok == 0 else { return }
+        let family = Int32(storage.ss_family)
+        if family == AF_INET {
+            // A wildcard bind is reached through loopback.
+            withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    if sin.pointee.sin_addr.s_addr == 0 { sin.pointee.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian }
+                }
+            }
+        }
+        let s = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard s >= 0 else { return }
+        _ = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, len) }
+        }
+        close(s)
+    }
+}
+

@@ -1,0 +1,87 @@
+import ArgumentParser
+import AuthCore
+import AuthCrypto
+import Foundation
+import Logging
+
+/// `authd`: the JWT authentication service as a FastCGI responder.
+@main
+struct Authd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "authd",
+        abstract: "JWT authentication service (FastCGI responder behind nginx).",
+        subcommands: [Serve.self, Keygen.self, CheckConfig.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "dotenv file read after the environment (the environment wins).")
+    var envFile: String = ".env"
+
+    func load() async throws -> Config {
+        do {
+            return try await ConfigLoader.load(envFile: envFile, cores: ProcessInfo.processInfo.activeProcessorCount)
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("authd: configuration error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve FastCGI requests (the default).")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try await options.load()
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "authd")
+        logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+        do {
+            try Server.run(config, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["cause": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a fresh random secret (32 bytes, base64url) for ACCESS_TOKEN_SECRET or REFRESH_TOKEN_SECRET.",
+        discussion: "With JWT_ALG=EdDSA the Ed25519 key is derived from the same kind of secret.")
+
+    func run() throws {
+        print(try Secrets.generate())
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate the configuration and print a summary without secrets; exit 1 if it is invalid.")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try await options.load()
+        let (access, refresh) = try Server.keys(config)
+        print("""
+            configuration ok
+              JWT_ALG=\(config.algorithm.rawValue) access kid=\(access.signing.kid) refresh kid=\(refresh.signing.kid)
+              JWT_ISSUER=\(config.issuer) ACCESS_TOKEN_TTL=\(config.accessTTL)s REFRESH_TOKEN_TTL=\(config.refreshTTL)s JWT_LEEWAY=\(config.leeway)s
+              BCRYPT_COST=\(config.bcryptCost) BCRYPT_CONCURRENCY=\(config.hashConcurrency) WORKERS=\(config.workers)
+              REDIS=\(redacted(config.redis)) REDIS_TIMEOUT=\(config.redisTimeout)s FCGI_LISTEN=\(config.listen)
+              REFRESH_REUSE_GRACE=\(config.reuseGrace)s REFRESH_IDLE_TTL=\(config.idleTTL)s LOG_LEVEL=\(config.logLevel)
+            """)
+    }
+
+    private func redacted(_ endpoint: RedisEndpoint) -> String {
+        switch endpoint {
+        case .tcp(let host, let port, let db, let pw): "redis://\(pw == nil ? "" : ":***@")\(host):\(port)/\(db)"
+        case .unix(let path, let db, _): "unix://\(path)?db=\(db)"
+        }
+    }
+}
+
+

@@ -1,0 +1,85 @@
+import AuthCore
+import AuthCrypto
+import AuthFastCGI
+import AuthRedis
+import Glibc
+import Logging
+
+/// Wires the parts together and runs until SIGTERM or SIGINT. Free functions in this file
+/// (not closures in main.swift) so that nothing the worker threads call is main-actor bound.
+enum Server {
+    static func keys(_ config: Config) throws -> (access: KeyRing, refresh: KeyRing) {
+        let access = try KeyFactory.makeKey(algorithm: config.algorithm, secret: config.accessSecret, purpose: "access")
+        let refresh = try KeyFactory.makeKey(algorithm: config.algorithm, secret: config.refreshSecret, purpose: "refresh")
+        return (KeyRing(signing: access), KeyRing(signing: refresh))
+    }
+
+    static func run(_ config: Config, logger: Logger) throws {
+        // A write to a connection nginx has closed must return EPIPE, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+
+        let (access, refresh) = try keys(config)
+        let decoy = try Bcrypt(cost: config.bcryptCost).hash(Secrets.generate())
+        let service = AuthService(config: config, access: access, refresh: refresh, clock: SystemClock(),
+                                  decoyHash: decoy, logger: logger)
+        let server = try FastCGIServer(listen: config.listen, service: service, workers: config.workers, logger: logger)
+        // After FCGX_Init (in the server's init), whose own SIGTERM/SIGUSR1 handlers would
+        // only make accept fail: ours replace them.
+        let stopSignal = try StopSignal()
+        let redis = config.redis, timeout = config.redisTimeout, cost = config.bcryptCost
+        server.start {
+            // Bcrypt(cost:) only fails for a cost outside 4...31, which Config already refused.
+            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout), hasher: try! Bcrypt(cost: cost))
+        }
+        logger.info("authd serving", metadata: [
+            "listen": "\(config.listen)", "workers": "\(config.workers)", "alg": "\(config.algorithm.rawValue)",
+            "bcrypt_cost": "\(config.bcryptCost)", "access_kid": "\(access.signing.kid)",
+        ])
+
+        let received = stopSignal.wait()
+        logger.info("shutting down: finishing requests in flight", metadata: ["signal": "\(received)"])
+        server.stop()
+        logger.info("stopped")
+    }
+}
+
+/// Waits for SIGTERM, SIGINT or SIGUSR1 (libfcgi's graceful-stop signal). The handler only writes the signal number to a pipe (the
+/// async-signal-safe part); the waiting is a plain read. Masking signals and `sigwait`
+/// would need every thread of the process, including the runtime's own, to block them
+/// first, which an async `main` does not guarantee.
+struct StopSignal {
+    private let readFD: Int32
+
+    init() throws {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw StartupError("pipe: errno \(errno)") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        readFD = fds[0]
+        stopSignalFD = fds[1]
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { signo in
+            var byte = UInt8(truncatingIfNeeded: signo)
+            _ = write(stopSignalFD, &byte, 1)
+        }
+        // SA_RESTART: the workers' blocking calls carry on when the signal lands on their thread.
+        action.sa_flags = SA_RESTART
+        sigemptyset(&action.sa_mask)
+        for signo in [SIGTERM, SIGINT, SIGUSR1] { sigaction(signo, &action, nil) }
+    }
+
+    /// Blocks until a stop signal arrives; returns its number.
+    func wait() -> Int32 {
+        var byte: UInt8 = 0
+        while read(readFD, &byte, 1) != 1 {}
+        return Int32(byte)
+    }
+}
+
+/// Written once before the handlers are installed; read only by the signal handler.
+nonisolated(unsafe) private var stopSignalFD: Int32 = -1
+
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
