@@ -1,0 +1,106 @@
+import AuthCore
+import AuthCrypto
+import Testing
+
+@Suite("KeyFactory, randomness and errors")
+struct KeyFactoryTests {
+    static let secret = Array("an example secret that is long enough for HS256".utf8)
+
+    @Test("SHA-256 of published inputs (FIPS 180-2 examples)")
+    func sha256() {
+        #expect(KeyFactory.sha256([]) == hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))
+        #expect(KeyFactory.sha256(Array("abc".utf8)) == hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+    }
+
+    @Test("the same inputs give the same 12-character kid", arguments: JWTAlgorithm.allCases)
+    func deterministic(_ algorithm: JWTAlgorithm) throws {
+        let a = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, purpose: "access")
+        let b = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, purpose: "access")
+        #expect(a.kid == b.kid)
+        #expect(a.kid.utf8.count == 12)
+        #expect(Base64URL.decode(a.kid)?.count == 9)
+        #expect(a.algorithm == algorithm)
+        #expect(try a.sign("payload") == b.sign("payload"))
+    }
+
+    @Test("kid matches the documented rule")
+    func kidRule() throws {
+        let key = try KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, purpose: "refresh")
+        let digest = KeyFactory.sha256(Array("authd-kid:refresh:HS256:".utf8) + Self.secret)
+        #expect(key.kid == Base64URL.encode(digest.prefix(9)))
+        #expect(!key.kid.contains("secret"))
+    }
+
+    @Test("purpose, algorithm and secret each change the kid")
+    func kidsDiffer() throws {
+        let kids = try [
+            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, purpose: "access").kid,
+            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, purpose: "refresh").kid,
+            KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, purpose: "access").kid,
+            KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, purpose: "refresh").kid,
+            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret + [0], purpose: "access").kid,
+        ]
+        #expect(Set(kids).count == kids.count)
+    }
+
+    @Test("HS256 uses the secret itself as the HMAC key")
+    func hs256Rule() throws {
+        let key = try KeyFactory.makeKey(algorithm: .hs256, secret: HMACKeyTests.a1Key, purpose: "access")
+        #expect(Base64URL.encode(try key.sign(HMACKeyTests.a1Input)) == HMACKeyTests.a1Signature)
+        #expect(key.publicJWK == nil)
+    }
+
+    @Test("EdDSA uses SHA-256(secret) as the seed")
+    func edDSARule() throws {
+        let key = try KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, purpose: "access")
+        let direct = try Ed25519Key(seed: KeyFactory.sha256(Self.secret), kid: key.kid)
+        #expect(try key.sign("x") == direct.sign("x"))
+        let jwk = try #require(key.publicJWK)
+        #expect(jwk.first { $0.0 == "kid" }?.1 == key.kid)
+        #expect(jwk.first { $0.0 == "x" }?.1 == Base64URL.encode(direct.publicKey))
+    }
+
+    @Test("keys for different purposes do not verify each other's tokens", arguments: JWTAlgorithm.allCases)
+    func purposesSeparate(_ algorithm: JWTAlgorithm) throws {
+        // Distinct secrets per purpose, as configuration requires.
+        let access = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, purpose: "access")
+        let refresh = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret.reversed(), purpose: "refresh")
+        let signature = try access.sign("token")
+        #expect(access.verify(signature, for: "token"))
+        #expect(!refresh.verify(signature, for: "token"))
+        #expect(!refresh.verify(try refresh.sign("token"), for: "tokeN"))
+    }
+
+    @Test("unknown purposes and empty secrets are refused")
+    func refusals() {
+        #expect(throws: CryptoError.self) { try KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, purpose: "id") }
+        #expect(throws: CryptoError.self) { try KeyFactory.makeKey(algorithm: .hs256, secret: [], purpose: "access") }
+        #expect(throws: CryptoError.self) { try KeyFactory.makeKey(algorithm: .edDSA, secret: [], purpose: "refresh") }
+    }
+
+    @Test("randomBytes and Secrets.generate")
+    func randomness() throws {
+        #expect(try randomBytes(0) == [])
+        let a = try randomBytes(32), b = try randomBytes(32)
+        #expect(a.count == 32 && a != b)
+        #expect(throws: CryptoError.self) { try randomBytes(-1) }
+        let s = try Secrets.generate()
+        #expect(s.utf8.count == 43)
+        #expect(Base64URL.decode(s)?.count == 32)
+        #expect(try Secrets.generate() != s)
+    }
+
+    @Test("CryptoError names the failing call")
+    func errorDescription() {
+        do {
+            _ = try Ed25519Key(seed: [1, 2, 3], kid: "k")
+            Issue.record("expected a throw")
+        } catch let error as CryptoError {
+            #expect(error.source == .invalidArgument)
+            #expect(error.call == "Ed25519Key.init")
+            #expect(error.description.hasPrefix("Ed25519Key.init failed: "))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}
