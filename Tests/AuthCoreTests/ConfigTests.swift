@@ -1,0 +1,70 @@
+import Testing
+@testable import AuthCore
+
+@Suite struct ConfigTests {
+    static let base = ["ACCESS_TOKEN_SECRET": String(repeating: "a", count: 32),
+                       "REFRESH_TOKEN_SECRET": String(repeating: "b", count: 32)]
+
+    func config(_ extra: [String: String] = [:]) throws(ConfigError) -> Config {
+        try Config(env: Self.base.merging(extra) { $1 }, cores: 2)
+    }
+
+    func problem(_ extra: [String: String], without: String? = nil) -> ConfigError? {
+        var env = Self.base.merging(extra) { $1 }
+        if let without { env[without] = nil }
+        do { _ = try Config(env: env); return nil } catch { return error }
+    }
+
+    @Test func defaults() throws {
+        let c = try config()
+        #expect(c.accessTTL == 3600)
+        #expect(c.refreshTTL == 365 * 86400)
+        #expect(c.issuer == "authd")
+        #expect(c.algorithm == .hs256)
+        #expect(c.leeway == 0)
+        #expect(c.bcryptCost == 12)
+        #expect(c.redis == .tcp(host: "127.0.0.1", port: 6379, database: 0, password: nil))
+        #expect(c.listen == .inherited)
+        #expect(c.reuseGrace == 0 && c.idleTTL == 0)
+    }
+
+    @Test func secretsAreRequiredLongAndDistinct() {
+        #expect(problem([:], without: "ACCESS_TOKEN_SECRET")?.variable == "ACCESS_TOKEN_SECRET")
+        #expect(problem([:], without: "ACCESS_TOKEN_SECRET")?.problem.contains("authd keygen") == true)
+        #expect(problem(["REFRESH_TOKEN_SECRET": String(repeating: "c", count: 31)])?.variable == "REFRESH_TOKEN_SECRET")
+        #expect(problem(["REFRESH_TOKEN_SECRET": String(repeating: "a", count: 32)])?.variable == "REFRESH_TOKEN_SECRET")
+    }
+
+    @Test(arguments: [
+        ("ACCESS_TOKEN_TTL", "0"), ("ACCESS_TOKEN_TTL", "1x"), ("ACCESS_TOKEN_TTL", "-5"), ("REFRESH_TOKEN_TTL", "h"),
+        ("REFRESH_TOKEN_TTL", "99999999999d"), ("JWT_ALG", "none"), ("JWT_ALG", "RS256"), ("JWT_LEEWAY", "-1"),
+        ("BCRYPT_COST", "3"), ("BCRYPT_COST", "32"), ("BCRYPT_COST", "ten"), ("REDIS_URL", "http://x"),
+        ("REDIS_URL", "redis://:6379"), ("REDIS_URL", "redis://h:0"), ("REDIS_URL", "unix://relative"),
+        ("FCGI_LISTEN", "nohost"), ("FCGI_LISTEN", "h:99999"), ("WORKERS", "0"), ("REDIS_TIMEOUT", "0"),
+        ("REFRESH_IDLE_TTL", "soon"), ("LOG_LEVEL", "loud"),
+    ])
+    func badValuesNameTheirVariable(_ name: String, _ value: String) {
+        #expect(problem([name: value])?.variable == name)
+    }
+
+    @Test func durationsTakeUnits() throws {
+        let c = try config(["ACCESS_TOKEN_TTL": "15m", "REFRESH_TOKEN_TTL": "30d", "JWT_LEEWAY": "5s",
+                            "REFRESH_REUSE_GRACE": "10", "REFRESH_IDLE_TTL": "2w"])
+        #expect(c.accessTTL == 900 && c.refreshTTL == 30 * 86400 && c.leeway == 5)
+        #expect(c.reuseGrace == 10 && c.idleTTL == 14 * 86400)
+    }
+
+    @Test func redisURLs() throws {
+        #expect(try Config.parseRedisURL("redis://cache.internal:6380/2") == .tcp(host: "cache.internal", port: 6380, database: 2, password: nil))
+        #expect(try Config.parseRedisURL("redis://:s3cret@10.0.0.1") == .tcp(host: "10.0.0.1", port: 6379, database: 0, password: "s3cret"))
+        #expect(try Config.parseRedisURL("redis://[::1]:7000/0") == .tcp(host: "::1", port: 7000, database: 0, password: nil))
+        #expect(try Config.parseRedisURL("unix:///run/redis/redis.sock") == .unix(path: "/run/redis/redis.sock", database: 0, password: nil))
+        #expect(try Config.parseRedisURL("unix:///tmp/r.sock?db=3") == .unix(path: "/tmp/r.sock", database: 3, password: nil))
+    }
+
+    @Test func listenAddresses() throws {
+        #expect(try config(["FCGI_LISTEN": "/run/authd/authd.sock"]).listen == .unix(path: "/run/authd/authd.sock"))
+        #expect(try config(["FCGI_LISTEN": "127.0.0.1:9000"]).listen == .tcp(host: "127.0.0.1", port: 9000))
+        #expect(try config(["FCGI_LISTEN": "[::1]:9000"]).listen == .tcp(host: "::1", port: 9000))
+    }
+}

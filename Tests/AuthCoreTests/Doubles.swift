@@ -1,0 +1,88 @@
+@testable import AuthCore
+import Synchronization
+
+/// A keyed checksum standing in for HMAC, so that the verifier's logic is tested without
+/// OpenSSL (the real keys have their own vector tests in AuthCryptoTests).
+struct ChecksumKey: SigningKey {
+    let algorithm: JWTAlgorithm
+    let kid: String
+    let secret: UInt64
+    var publicJWK: [(String, String)]? { algorithm == .edDSA ? [("kty", "OKP"), ("kid", kid)] : nil }
+
+    init(kid: String, secret: UInt64, algorithm: JWTAlgorithm = .hs256) {
+        self.kid = kid
+        self.secret = secret
+        self.algorithm = algorithm
+    }
+
+    func sign(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ secret
+        for b in input { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return withUnsafeBytes(of: h.bigEndian) { Array($0) }
+    }
+
+    func verify(_ signature: [UInt8], for input: UnsafeRawBufferPointer) -> Bool {
+        (try? sign(input)) == signature
+    }
+}
+
+final class TestClock: Clock, @unchecked Sendable {
+    private let value = Mutex<Int64>(1_800_000_000)
+    func now() -> Int64 { value.withLock { $0 } }
+    func advance(_ seconds: Int64) { value.withLock { $0 += seconds } }
+}
+
+/// Stores the password itself behind a marker; enough to test the handlers' decisions.
+struct PlainHasher: PasswordHasher {
+    func hash(_ password: String) throws -> String { "plain:" + password }
+    func verify(_ password: String, against hash: String) -> Bool { hash == "plain:" + password }
+}
+
+/// An in-memory AuthStore with the same rotation rules as the Redis scripts, for driving
+/// the handlers without sockets. The Redis implementation is tested against a real server.
+final class MemoryStore: AuthStore, @unchecked Sendable {
+    struct Session { var token: RefreshTokenState; var prev: String?; var rotatedAt: Int64; var expires: Int64 }
+    var users: [String: UserRecord] = [:]
+    var sessions: [String: [String: Session]] = [:]
+    var down = false
+    let clock: TestClock
+
+    init(clock: TestClock) { self.clock = clock }
+
+    private func check() throws { if down { throw StoreUnavailable("down") } }
+
+    func createUser(_ user: UserRecord) throws -> Bool {
+        try check()
+        guard users[user.username] == nil else { return false }
+        users[user.username] = user
+        return true
+    }
+    func user(named username: String) throws -> UserRecord? { try check(); return users[username] }
+    func user(id: UserID) throws -> UserRecord? { try check(); return users.values.first { $0.id == id } }
+
+    func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64, meta: SessionMeta, now: Int64) throws {
+        try check()
+        sessions[user.rawValue, default: [:]][session.rawValue] = Session(token: token, prev: nil, rotatedAt: now, expires: now + ttl)
+    }
+
+    func rotate(_ session: SessionID, of user: UserID, presented jti: String, next: RefreshTokenState, ttl: Int64,
+                grace: Int64, meta: SessionMeta, now: Int64) throws -> RotationOutcome {
+        try check()
+        guard var s = sessions[user.rawValue]?[session.rawValue], s.expires > now else { return .unknownSession }
+        if s.token.jti == jti {
+            s.prev = jti
+            s.token = next
+            s.rotatedAt = now
+            s.expires = now + ttl
+            sessions[user.rawValue]![session.rawValue] = s
+            return .rotated
+        }
+        if grace > 0, s.prev == jti, now - s.rotatedAt <= grace { return .retry(current: s.token) }
+        sessions[user.rawValue]![session.rawValue] = nil
+        return .replayed
+    }
+
+    func endSession(_ session: SessionID, of user: UserID) throws { try check(); sessions[user.rawValue]?[session.rawValue] = nil }
+    func endAllSessions(of user: UserID) throws { try check(); sessions[user.rawValue] = nil }
+    func ping() throws { try check() }
+}
