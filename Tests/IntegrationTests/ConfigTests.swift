@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+
+@Suite("Configuration and process life cycle")
+struct ConfigTests {
+    /// Starts `authd serve` with the base environment changed by `changes` (nil removes
+    /// a variable) and expects it to stop with a non-zero status; returns its output.
+    private func failedStart(_ changes: [String: String?]) throws -> String {
+        let dir = try Stack.makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var environment = Stack.baseEnvironment(dir: dir)
+        for (name, value) in changes { environment[name] = value }
+        let result = try runCommand(Stack.authdBinary, ["serve"], environment: environment, directory: dir, timeout: 10)
+        #expect(result.termination != .exited(0), "authd started with \(changes): \(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/authd.sock"))
+        return result.output
+    }
+
+    @Test(arguments: ["ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET"])
+    func missingSecretRefusesToStartSayingHowToMakeOne(variable: String) throws {
+        let output = try failedStart([variable: nil])
+        #expect(output.contains(variable), "\(output)")
+        #expect(output.contains("keygen") || output.contains("openssl rand"), "no hint how to make one: \(output)")
+    }
+
+    @Test(arguments: ["ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET"])
+    func secretShorterThan32BytesRefusesToStart(variable: String) throws {
+        let output = try failedStart([variable: String(repeating: "s", count: 31)])
+        #expect(output.contains(variable), "\(output)")
+    }
+
+    @Test(arguments: [
+        ("BCRYPT_COST", "banana"), ("ACCESS_TOKEN_TTL", "-5"), ("JWT_ALG", "RS256"),
+        ("REDIS_URL", "http://localhost"), ("WORKERS", "0"), ("JWT_LEEWAY", "soon"),
+    ])
+    func badValueStopsStartUpNamingTheVariable(variable: String, value: String) throws {
+        let output = try failedStart([variable: value])
+        #expect(output.contains(variable), "\(output)")
+    }
+
+    @Test func dotenvIsReadAndTheEnvironmentWins() throws {
+        let stack = try Stack.start(dotenv: "ACCESS_TOKEN_TTL=77\nJWT_ISSUER=from-dotenv\n")
+        defer { stack.shutdown() }
+        let access = try JWT(try stack.newUser("dotenv").tokens.access)
+        #expect(access.string("iss") == "authd-test", "the environment must win over .env")
+        #expect(access.int("exp")! - access.int("iat")! == 77, ".env value not used")
+    }
+
+    @Test func sigtermStopsAuthdWithStatus0() throws {
+        let stack = try Stack.start()
+        defer { stack.shutdown() }
+        _ = try stack.newUser("term")
+        let termination = stack.stopAuthd()
+        #expect(termination == .exited(0), "\(String(describing: termination))")
+        // nginx's own answer when authd is gone keeps the error shape.
+        let response = try stack.call("GET", "/healthz")
+        #expect([502, 503, 504].contains(response.status), "\(response)")
+        expectError(response)
+    }
+}

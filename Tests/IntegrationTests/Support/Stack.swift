@@ -1,0 +1,313 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The secrets every stack is started with (two different strings of 40+ characters).
+/// Tests sign their own tokens with them to probe the verifier.
+enum Secrets {
+    static let access = "integration-access-secret-5f0c1d2e3a4b6c7d8e9f0a1b2c3d4e5f"
+    static let refresh = "integration-refresh-secret-9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
+}
+
+/// One redis-server + authd + nginx, on a unix socket, a unix socket and a free
+/// loopback port, all inside a fresh temporary directory.
+final class Stack: @unchecked Sendable {
+    let dir: String
+    /// The environment authd was started with (PATH included).
+    let environment: [String: String]
+    let port: UInt16
+    let client: HTTPClient
+
+    private let lock = NSLock()
+    private var redis: ChildProcess?
+    private var authd: ChildProcess?
+    private var nginx: ChildProcess?
+    private var stopped = false
+
+    var redisSocket: String { dir + "/redis.sock" }
+    var authdSocket: String { dir + "/authd.sock" }
+    var authdLogPath: String { dir + "/authd.log" }
+
+    // MARK: locating things
+
+    /// The repository root, from this file's place in it.
+    static let repoRoot: String = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // Support
+        .deletingLastPathComponent()  // IntegrationTests
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()
+        .path
+
+    /// `AUTHD_BIN`, else the `authd` next to the running test bundle
+    /// (`<scratch>/debug/<Pkg>PackageTests.xctest` on Linux).
+    static var authdBinary: String {
+        if let bin = ProcessInfo.processInfo.environment["AUTHD_BIN"], !bin.isEmpty { return bin }
+        let executable: String
+        if let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            executable = resolved
+        } else if let url = Bundle.main.executableURL {
+            executable = url.path
+        } else {
+            executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        }
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("authd").path
+    }
+
+    static var path: String { ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
+
+    /// The environment of a stack: only these variables reach authd.
+    static func baseEnvironment(dir: String) -> [String: String] {
+        [
+            "PATH": path,
+            "ACCESS_TOKEN_SECRET": Secrets.access,
+            "REFRESH_TOKEN_SECRET": Secrets.refresh,
+            "BCRYPT_COST": "4",
+            "REDIS_URL": "unix://\(dir)/redis.sock",
+            "FCGI_LISTEN": "\(dir)/authd.sock",
+            "WORKERS": "16",
+            "JWT_ISSUER": "authd-test",
+        ]
+    }
+
+    static func makeTempDir() throws -> String {
+        var template = Array("/tmp/authd-it-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw HarnessError("mkdtemp: \(String(cString: strerror(errno)))")
+        }
+        let dir = String(cString: made)
+        // nginx workers may run as another user: let them reach the authd socket.
+        chmod(dir, 0o755)
+        return dir
+    }
+
+    // MARK: life cycle
+
+    /// Starts a full stack. `overrides` are added to (or replace) the base environment;
+    /// `dotenv` is written to `DIR/.env` before authd starts.
+    static func start(_ overrides: [String: String] = [:], dotenv: String? = nil) throws -> Stack {
+        let dir = try makeTempDir()
+        var environment = baseEnvironment(dir: dir)
+        environment.merge(overrides) { _, new in new }
+        if let dotenv {
+            try dotenv.write(toFile: dir + "/.env", atomically: true, encoding: .utf8)
+        }
+        var lastError: Error?
+        // A free port can be taken by someone else between probing and nginx's bind.
+        for _ in 0..<3 {
+            let port = try freeLoopbackPort()
+            let stack = Stack(dir: dir, environment: environment, port: port)
+            StackRegistry.shared.add(stack)
+            do {
+                try stack.bringUp()
+                return stack
+            } catch let error as PortTaken {
+                lastError = error
+                stack.shutdown(removeDir: false)
+                continue
+            } catch {
+                stack.shutdown(removeDir: false)
+                throw error
+            }
+        }
+        throw lastError ?? HarnessError("could not start nginx")
+    }
+
+    private struct PortTaken: Error {}
+
+    private init(dir: String, environment: [String: String], port: UInt16) {
+        self.dir = dir
+        self.environment = environment
+        self.port = port
+        self.client = HTTPClient(port: port)
+    }
+
+    private func bringUp() throws {
+        try startRedis()
+        try startAuthd()
+        try startNginx()
+    }
+
+    func startRedis() throws {
+        let child = try ChildProcess(
+            name: "redis-server", executable: "redis-server",
+            arguments: [
+                "--port", "0", "--unixsocket", redisSocket, "--unixsocketperm", "700",
+                "--save", "", "--appendonly", "no", "--dir", dir,
+            ],
+            environment: ["PATH": Self.path], directory: dir,
+            stdoutPath: dir + "/redis.log", stderrPath: dir + "/redis.log")
+        lock.withLock { redis = child }
+        try waitUntil("redis-server answers PING", timeout: 10, process: child) {
+            redisAnswersPing(socketPath: redisSocket)
+        }
+    }
+
+    /// SIGTERM to redis-server and wait until it is gone.
+    func stopRedis() {
+        let child = lock.withLock { () -> ChildProcess? in defer { redis = nil }; return redis }
+        child?.stop()
+    }
+
+    private func startAuthd() throws {
+        unlink(authdSocket)  // a leftover from an earlier attempt would look like readiness
+        let child = try ChildProcess(
+            name: "authd", executable: Self.authdBinary, arguments: ["serve"],
+            environment: environment, directory: dir,
+            stdoutPath: dir + "/authd.out", stderrPath: authdLogPath)
+        lock.withLock { authd = child }
+        try waitUntil("authd listens on \(authdSocket)", timeout: 20, process: child) {
+            FileManager.default.fileExists(atPath: authdSocket)
+        }
+    }
+
+    /// SIGTERM to authd; how it ended.
+    func stopAuthd(grace: Double = 5) -> Termination? {
+        let child = lock.withLock { () -> ChildProcess? in defer { authd = nil }; return authd }
+        return child?.stop(grace: grace)
+    }
+
+    private func startNginx() throws {
+        let prefix = dir + "/nginx"
+        try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
+        chmod(prefix, 0o755)
+        let script = Self.repoRoot + "/scripts/nginx-conf.sh"
+        let confPath = prefix + "/nginx.conf"
+        let conf = try ChildProcess(
+            name: "nginx-conf.sh", executable: "bash",
+            arguments: [script, prefix, "127.0.0.1:\(port)", authdSocket],
+            environment: ["PATH": Self.path], directory: dir,
+            stdoutPath: confPath, stderrPath: prefix + "/nginx-conf.err")
+        let generated = conf.wait(timeout: 10)
+        guard generated == .exited(0) else {
+            conf.stop(grace: 1)
+            let err = (try? String(contentsOfFile: prefix + "/nginx-conf.err", encoding: .utf8)) ?? ""
+            throw HarnessError("nginx-conf.sh failed (\(generated.map { "\($0)" } ?? "timeout")): \(err)")
+        }
+        unlink(prefix + "/stderr.log")
+        let child = try ChildProcess(
+            name: "nginx", executable: "nginx",
+            arguments: ["-p", prefix, "-c", confPath, "-g", "daemon off;"],
+            environment: ["PATH": Self.path], directory: dir,
+            stdoutPath: prefix + "/stdout.log", stderrPath: prefix + "/stderr.log")
+        lock.withLock { nginx = child }
+        let probe = HTTPClient(port: port, timeout: 2)
+        do {
+            try waitUntil("nginx answers GET /healthz with 200", timeout: 20, process: child) {
+                (try? probe.request("GET", "/healthz"))?.status == 200
+            }
+        } catch {
+            let log = (try? String(contentsOfFile: prefix + "/stderr.log", encoding: .utf8)) ?? ""
+            if log.contains("Address already in use") { throw PortTaken() }
+            throw error
+        }
+    }
+
+    /// Polls `condition` every 20 ms; fails early when `process` exits.
+    private func waitUntil(
+        _ what: String, timeout: Double, process: ChildProcess, condition: () -> Bool
+    ) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return }
+            if let ended = process.poll() {
+                throw HarnessError("\(process.name) ended (\(ended)) before: \(what)\n\(logs())")
+            }
+            usleep(20_000)
+        }
+        throw HarnessError("timed out after \(timeout) s waiting for: \(what)\n\(logs())")
+    }
+
+    /// The tails of the logs, for failure messages.
+    func logs() -> String {
+        let files = [
+            "authd.log": authdLogPath, "redis.log": dir + "/redis.log",
+            "nginx stderr": dir + "/nginx/stderr.log", "nginx error.log": dir + "/nginx/logs/error.log",
+        ]
+        return files.sorted { $0.key < $1.key }.map { name, path in
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(none)"
+            return "--- \(name) ---\n" + text.split(separator: "\n").suffix(30).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+
+    /// Stops nginx, authd and redis-server (TERM, KILL after 5 s) and removes the
+    /// directory unless `KEEP_IT_DIRS` is set.
+    func shutdown(removeDir: Bool = true) {
+        let children: [ChildProcess] = lock.withLock {
+            if stopped { return [] }
+            stopped = true
+            defer { nginx = nil; authd = nil; redis = nil }
+            return [nginx, authd, redis].compactMap { $0 }
+        }
+        for child in children { child.stop() }
+        if removeDir && ProcessInfo.processInfo.environment["KEEP_IT_DIRS"] == nil {
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+}
+
+/// Every stack started, so that whatever is still running is stopped at exit.
+final class StackRegistry: @unchecked Sendable {
+    static let shared = StackRegistry()
+    private let lock = NSLock()
+    private var stacks: [Stack] = []
+
+    private init() {
+        atexit { StackRegistry.shared.shutdownAll() }
+    }
+
+    func add(_ stack: Stack) { lock.withLock { stacks.append(stack) } }
+
+    func shutdownAll() {
+        let all = lock.withLock { () -> [Stack] in defer { stacks = [] }; return stacks }
+        for stack in all { stack.shutdown() }
+    }
+}
+
+/// A stack started on first use and shared by the tests that ask for it, kept until exit.
+final class SharedStack: @unchecked Sendable {
+    private let overrides: [String: String]
+    private let lock = NSLock()
+    private var result: Result<Stack, HarnessError>?
+
+    init(_ overrides: [String: String] = [:]) { self.overrides = overrides }
+
+    func get() throws -> Stack {
+        try lock.withLock {
+            if result == nil {
+                do {
+                    result = .success(try Stack.start(overrides))
+                } catch {
+                    result = .failure(HarnessError("stack \(overrides) did not start: \(error)"))
+                }
+            }
+            return try result!.get()
+        }
+    }
+}
+
+/// The shared stacks, one per configuration.
+enum Stacks {
+    private static let defaultStack = SharedStack()
+    /// Access and refresh tokens that live one second.
+    private static let shortLived = SharedStack(["ACCESS_TOKEN_TTL": "1", "REFRESH_TOKEN_TTL": "1"])
+    /// Same secrets as the default stack, another issuer.
+    private static let otherIssuer = SharedStack(["JWT_ISSUER": "authd-other"])
+    private static let grace = SharedStack(["REFRESH_REUSE_GRACE": "5"])
+    /// A short grace window, a short idle timeout and a large leeway.
+    private static let tuned = SharedStack([
+        "REFRESH_REUSE_GRACE": "1", "REFRESH_IDLE_TTL": "3",
+        "ACCESS_TOKEN_TTL": "1", "JWT_LEEWAY": "30",
+    ])
+    private static let edDSA = SharedStack(["JWT_ALG": "EdDSA"])
+    /// A realistic bcrypt cost, so that hashing time is measurable.
+    private static let slowHash = SharedStack(["BCRYPT_COST": "10"])
+
+    static func standard() throws -> Stack { try defaultStack.get() }
+    static func shortLivedTokens() throws -> Stack { try shortLived.get() }
+    static func anotherIssuer() throws -> Stack { try otherIssuer.get() }
+    static func retryGrace() throws -> Stack { try grace.get() }
+    static func tunedSessions() throws -> Stack { try tuned.get() }
+    static func ed25519() throws -> Stack { try edDSA.get() }
+    static func realisticBcrypt() throws -> Stack { try slowHash.get() }
+}
