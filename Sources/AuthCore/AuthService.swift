@@ -49,8 +49,9 @@ public final class AuthService: Sendable {
 
     public func handle(_ request: Request, worker: Worker) -> Response {
         guard let route = Self.routes[request.path] else { return APIError.notFound.response }
-        guard let handler = route[request.method] else {
-            let allow = route.keys.sorted().joined(separator: ", ")
+        // HEAD is GET without the body; nginx drops the body of a HEAD response.
+        guard let handler = route[request.method == "HEAD" ? "GET" : request.method] else {
+            let allow = (route["GET"] == nil ? route.keys.sorted() : (route.keys + ["HEAD"]).sorted()).joined(separator: ", ")
             return APIError(405, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
         }
         do {

@@ -81,6 +81,9 @@ public final class FastCGIServer: @unchecked Sendable {
             return
         }
         defer { FCGX_Free(request, 1) }
+        // One body buffer per thread, reused: requests copy out only the bytes they got.
+        let scratch = UnsafeMutableBufferPointer<CChar>.allocate(capacity: Self.maxBody + 1)
+        defer { scratch.deallocate() }
         while true {
             let rc = FCGX_Accept_r(request)
             if rc < 0 {
@@ -89,13 +92,13 @@ public final class FastCGIServer: @unchecked Sendable {
                 usleep(10_000)  // e.g. EMFILE: back off instead of spinning
                 continue
             }
-            let response = respond(request.pointee, worker)
+            let response = respond(request.pointee, worker, scratch)
             write(response, to: request.pointee.out)
             FCGX_Finish_r(request)
         }
     }
 
-    private func respond(_ r: FCGX_Request, _ worker: Worker) -> Response {
+    private func respond(_ r: FCGX_Request, _ worker: Worker, _ scratch: UnsafeMutableBufferPointer<CChar>) -> Response {
         func param(_ name: String) -> String? {
             guard let value = FCGX_GetParam(name, r.envp) else { return nil }
             return String(cString: value)
@@ -107,12 +110,9 @@ public final class FastCGIServer: @unchecked Sendable {
             drain(r.in)
             return APIError.bodyTooLarge.response
         }
-        var body = [UInt8](repeating: 0, count: Self.maxBody + 1)
         var count = 0
-        while count < body.count {
-            let n = body.withUnsafeMutableBytes { buf in
-                FCGX_GetStr(buf.baseAddress!.advanced(by: count).assumingMemoryBound(to: CChar.self), Int32(buf.count - count), r.in)
-            }
+        while count < scratch.count {
+            let n = FCGX_GetStr(scratch.baseAddress! + count, Int32(scratch.count - count), r.in)
             if n <= 0 { break }
             count += Int(n)
         }
@@ -120,7 +120,7 @@ public final class FastCGIServer: @unchecked Sendable {
             drain(r.in)
             return APIError.bodyTooLarge.response
         }
-        body.removeSubrange(count...)
+        let body = Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[..<count]))
         let request = Request(
             method: method, path: path, contentType: param("CONTENT_TYPE"),
             authorization: param("HTTP_AUTHORIZATION"), userAgent: param("HTTP_USER_AGENT") ?? "",

@@ -266,3 +266,11 @@ import Testing
         #expect(refresh(token).status == 200)
     }
 }
+
+extension HandlerTests {
+    @Test func headIsGetWithoutABody() {
+        #expect(call("HEAD", "/healthz").status == 200)
+        #expect(call("POST", "/healthz", json: "{}").header("Allow") == "GET, HEAD")
+        #expect(call("HEAD", "/auth/login").status == 405)
+    }
+}

@@ -36,4 +36,9 @@ struct RoutingTests {
         #expect(allow.contains(allowed), "Allow: \(response.header("Allow") ?? "(missing)")")
         #expect(!allow.contains(method), "Allow lists the refused method: \(response.header("Allow") ?? "")")
     }
+
+    @Test func headAnswersLikeGetWithoutABody() throws {
+        let response = try stack.call("HEAD", "/healthz")
+        #expect(response.status == 200 && response.body.isEmpty, "\(response)")
+    }
 }
