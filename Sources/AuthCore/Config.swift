@@ -27,6 +27,9 @@ public enum ListenAddress: Equatable, Sendable {
 public struct Config: Sendable {
     public var accessSecret: [UInt8]
     public var refreshSecret: [UInt8]
+    /// Retired secrets whose tokens still verify (key rotation); they never sign.
+    public var previousAccessSecrets: [[UInt8]]
+    public var previousRefreshSecrets: [[UInt8]]
     public var accessTTL: Int64
     public var refreshTTL: Int64
     public var issuer: String
@@ -47,7 +50,8 @@ public struct Config: Sendable {
 
     /// Every variable the service reads, for the environment/.env readers.
     public static let variables = [
-        "ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
+        "ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_PREVIOUS_SECRETS",
+        "REFRESH_TOKEN_PREVIOUS_SECRETS", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
         "JWT_ISSUER", "JWT_ALG", "JWT_LEEWAY", "BCRYPT_COST", "BCRYPT_CONCURRENCY", "REDIS_URL",
         "REDIS_TIMEOUT", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL",
     ]
@@ -88,6 +92,24 @@ public struct Config: Sendable {
         refreshSecret = try secret("REFRESH_TOKEN_SECRET")
         guard accessSecret != refreshSecret else {
             throw ConfigError("REFRESH_TOKEN_SECRET", "must differ from ACCESS_TOKEN_SECRET, so that neither kind of token verifies as the other")
+        }
+        func previous(_ name: String) throws(ConfigError) -> [[UInt8]] {
+            guard let list = value(name) else { return [] }
+            var secrets: [[UInt8]] = []
+            for item in list.split(separator: ",") {
+                let s = Array(String(item).trimmingSpaces.utf8)
+                guard s.count >= Self.minimumSecretBytes else {
+                    throw ConfigError(name, "each comma-separated secret must be at least \(Self.minimumSecretBytes) bytes long")
+                }
+                secrets.append(s)
+            }
+            return secrets
+        }
+        previousAccessSecrets = try previous("ACCESS_TOKEN_PREVIOUS_SECRETS")
+        previousRefreshSecrets = try previous("REFRESH_TOKEN_PREVIOUS_SECRETS")
+        let allAccess = [accessSecret] + previousAccessSecrets, allRefresh = [refreshSecret] + previousRefreshSecrets
+        guard !allAccess.contains(where: { allRefresh.contains($0) }) else {
+            throw ConfigError("REFRESH_TOKEN_PREVIOUS_SECRETS", "no refresh secret may also be an access secret")
         }
         accessTTL = try duration("ACCESS_TOKEN_TTL", default: 3600, allowZero: false)
         refreshTTL = try duration("REFRESH_TOKEN_TTL", default: 365 * 86400, allowZero: false)

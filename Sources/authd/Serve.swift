@@ -8,10 +8,14 @@ import Logging
 /// Wires the parts together and runs until SIGTERM or SIGINT. Free functions in this file
 /// (not closures in main.swift) so that nothing the worker threads call is main-actor bound.
 enum Server {
+    /// The active key and the retired ones (which only verify) for each kind of token.
     static func keys(_ config: Config) throws -> (access: KeyRing, refresh: KeyRing) {
-        let access = try KeyFactory.makeKey(algorithm: config.algorithm, secret: config.accessSecret, purpose: "access")
-        let refresh = try KeyFactory.makeKey(algorithm: config.algorithm, secret: config.refreshSecret, purpose: "refresh")
-        return (KeyRing(signing: access), KeyRing(signing: refresh))
+        func ring(_ secret: [UInt8], _ previous: [[UInt8]], _ purpose: String) throws -> KeyRing {
+            let make = { (s: [UInt8]) in try KeyFactory.makeKey(algorithm: config.algorithm, secret: s, purpose: purpose) }
+            return KeyRing(signing: try make(secret), alsoVerifying: try previous.map(make))
+        }
+        return (try ring(config.accessSecret, config.previousAccessSecrets, "access"),
+                try ring(config.refreshSecret, config.previousRefreshSecrets, "refresh"))
     }
 
     static func run(_ config: Config, logger: Logger) throws {

@@ -68,3 +68,14 @@ import Testing
         #expect(try config(["FCGI_LISTEN": "[::1]:9000"]).listen == .tcp(host: "::1", port: 9000))
     }
 }
+
+extension ConfigTests {
+    @Test func previousSecretsForRotation() throws {
+        let old = String(repeating: "o", count: 32), older = String(repeating: "p", count: 40)
+        let c = try config(["ACCESS_TOKEN_PREVIOUS_SECRETS": "\(old), \(older)"])
+        #expect(c.previousAccessSecrets == [Array(old.utf8), Array(older.utf8)])
+        #expect(c.previousRefreshSecrets.isEmpty)
+        #expect(problem(["ACCESS_TOKEN_PREVIOUS_SECRETS": "short"])?.variable == "ACCESS_TOKEN_PREVIOUS_SECRETS")
+        #expect(problem(["REFRESH_TOKEN_PREVIOUS_SECRETS": String(repeating: "a", count: 32)])?.variable == "REFRESH_TOKEN_PREVIOUS_SECRETS")
+    }
+}
