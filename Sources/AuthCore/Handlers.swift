@@ -4,11 +4,18 @@ extension AuthService {
     /// POST /auth/register: 201 with a token pair, 409 when the name is taken, 422 on bad fields.
     func register(_ request: Request, _ worker: Worker) throws -> Response {
         let (username, password) = try Validation.credentials(request)
-        // A cheap early answer for the common duplicate; createUser below is the atomic check.
-        if try worker.store.user(named: username) != nil { throw Self.usernameTaken }
-        let hash = try lane.run { try worker.hasher.hash(password) }
-        let now = clock.now()
-        let user = UserRecord(id: UserID(randomID()), username: username, passwordHash: hash, createdAt: now)
+        // The name is reserved before the (slow) hash, so concurrent duplicates get 409 at
+        // once; a reservation left by a crash expires by itself.
+        let id = UserID(randomID())
+        guard try worker.store.reserveUsername(username, for: id, ttl: Self.reservationTTL) else { throw Self.usernameTaken }
+        let hash: String
+        do {
+            hash = try lane.run { try worker.hasher.hash(password) }
+        } catch {
+            try? worker.store.releaseUsername(username, for: id)
+            throw error
+        }
+        let user = UserRecord(id: id, username: username, passwordHash: hash, createdAt: clock.now())
         guard try worker.store.createUser(user) else { throw Self.usernameTaken }
         logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
         return try startSession(for: user.id, request, worker, status: 201)
@@ -101,6 +108,8 @@ extension AuthService {
 
 extension AuthService {
     static let usernameTaken = APIError(409, "Username is already registered")
+    /// How long a registration may take between reserving the name and storing the user.
+    static let reservationTTL: Int64 = 60
 
     /// A new session for `user` with a fresh token pair.
     func startSession(for user: UserID, _ request: Request, _ worker: Worker, status: Int) throws -> Response {

@@ -109,8 +109,14 @@ public struct StoreUnavailable: Error, CustomStringConvertible {
 /// need not be Sendable. Every method throws `StoreUnavailable` when the store cannot
 /// be reached.
 public protocol AuthStore {
-    /// Stores a new user unless the username is taken (atomically). False when taken.
+    /// Reserves `username` for the new user `id` for `ttl` seconds. Atomic: of N
+    /// concurrent reservations of one name exactly one succeeds. False when taken.
+    func reserveUsername(_ username: String, for id: UserID, ttl: Int64) throws -> Bool
+    /// Stores the user and makes its reservation permanent. False when the reservation
+    /// was lost meanwhile (it expired and another user took the name).
     func createUser(_ user: UserRecord) throws -> Bool
+    /// Gives up a reservation that `id` still holds (its registration failed).
+    func releaseUsername(_ username: String, for id: UserID) throws
     func user(named username: String) throws -> UserRecord?
     func user(id: UserID) throws -> UserRecord?
 

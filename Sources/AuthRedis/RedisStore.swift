@@ -24,19 +24,28 @@ public final class RedisStore: AuthStore {
 
     // MARK: Users
 
+    public func reserveUsername(_ username: String, for id: UserID, ttl: Int64) throws -> Bool {
+        let reply = try run(["SET", RedisKey.username(username), id.rawValue, "NX", "EX", String(ttl)])
+        if reply == .null { return false }
+        guard case .status("OK") = reply else { throw unexpected("SET NX", reply) }
+        return true
+    }
+
     public func createUser(_ user: UserRecord) throws -> Bool {
-        // The user's own hash first (its id is fresh, so nothing can clash), then the atomic
-        // claim of the name. A crash between the two leaves an unreachable hash, never a
-        // name that points at nothing.
         let key = RedisKey.user(user.id)
         try expectOK(["HSET", key, "username", user.username, "hash", user.passwordHash, "createdAt", String(user.createdAt)])
-        let claim = try run(["SET", RedisKey.username(user.username), user.id.rawValue, "NX"])
-        if claim == .null {
+        // The name index and the user live in different Cluster slots, so this is two steps:
+        // the user hash first, then the reservation made permanent if it is still ours.
+        let kept = try eval(.keepReservation, keys: [RedisKey.username(user.username)], args: [user.id.rawValue])
+        guard case .integer(1) = kept else {
             _ = try run(["DEL", key])
             return false
         }
-        guard case .status("OK") = claim else { throw unexpected("SET NX", claim) }
         return true
+    }
+
+    public func releaseUsername(_ username: String, for id: UserID) throws {
+        _ = try eval(.releaseReservation, keys: [RedisKey.username(username)], args: [id.rawValue])
     }
 
     public func user(named username: String) throws -> UserRecord? {
@@ -146,10 +155,26 @@ public final class RedisStore: AuthStore {
 
 /// The Lua scripts: each runs atomically on the server.
 enum Script: String, CaseIterable {
-    case createSession, rotate, endSession, endAllSessions
+    case keepReservation, releaseReservation, createSession, rotate, endSession, endAllSessions
 
     var source: String {
         switch self {
+        case .keepReservation:
+            // KEYS: username index. ARGV: user id. 1 when the reservation is ours and now permanent.
+            """
+            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+            redis.call('PERSIST', KEYS[1])
+            return 1
+            """
+        case .releaseReservation:
+            // KEYS: username index. ARGV: user id. Deletes only a reservation of this id
+            // that is still pending (has a TTL), never a registered name.
+            """
+            if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('TTL', KEYS[1]) > 0 then
+              redis.call('DEL', KEYS[1])
+            end
+            return 1
+            """
         case .createSession:
             // KEYS: session, sessions set. ARGV: sid, jti, iat, exp, ttl, now, ua, ip, session key prefix.
             // Also drops ids of sessions that have expired since, so the set stays small.

@@ -51,11 +51,24 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
 
     private func check() throws { if down { throw StoreUnavailable("down") } }
 
+    var reserved: [String: UserID] = [:]
+
+    func reserveUsername(_ username: String, for id: UserID, ttl: Int64) throws -> Bool {
+        try check()
+        guard users[username] == nil, reserved[username] == nil else { return false }
+        reserved[username] = id
+        return true
+    }
     func createUser(_ user: UserRecord) throws -> Bool {
         try check()
-        guard users[user.username] == nil else { return false }
+        guard reserved[user.username] == user.id else { return false }
+        reserved[user.username] = nil
         users[user.username] = user
         return true
+    }
+    func releaseUsername(_ username: String, for id: UserID) throws {
+        try check()
+        if reserved[username] == id { reserved[username] = nil }
     }
     func user(named username: String) throws -> UserRecord? { try check(); return users[username] }
     func user(id: UserID) throws -> UserRecord? { try check(); return users.values.first { $0.id == id } }

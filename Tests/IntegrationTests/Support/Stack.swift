@@ -296,7 +296,7 @@ enum Stacks {
     private static let grace = SharedStack(["REFRESH_REUSE_GRACE": "5"])
     /// A short grace window, a short idle timeout and a large leeway.
     private static let tuned = SharedStack([
-        "REFRESH_REUSE_GRACE": "1", "REFRESH_IDLE_TTL": "3",
+        "REFRESH_REUSE_GRACE": "1", "REFRESH_IDLE_TTL": "6",
         "ACCESS_TOKEN_TTL": "1", "JWT_LEEWAY": "30",
     ])
     private static let edDSA = SharedStack(["JWT_ALG": "EdDSA"])
