@@ -54,7 +54,13 @@ final class Stack: @unchecked Sendable {
         return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("authd").path
     }
 
-    static var path: String { ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
+    /// The caller's PATH plus the sbin folders, where Debian puts nginx (a non-root
+    /// PATH often lacks them).
+    static var path: String {
+        let given = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        let parts = given.split(separator: ":").map(String.init)
+        return (parts + ["/usr/sbin", "/sbin"].filter { !parts.contains($0) }).joined(separator: ":")
+    }
 
     /// The environment of a stack: only these variables reach authd.
     static func baseEnvironment(dir: String) -> [String: String] {
@@ -186,7 +192,8 @@ final class Stack: @unchecked Sendable {
         }
         unlink(prefix + "/stderr.log")
         let child = try ChildProcess(
-            name: "nginx", executable: "nginx",
+            // posix_spawnp searches the test's own PATH, which may lack /usr/sbin.
+            name: "nginx", executable: FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx",
             arguments: ["-p", prefix, "-c", confPath, "-g", "daemon off;"],
             environment: ["PATH": Self.path], directory: dir,
             stdoutPath: prefix + "/stdout.log", stderrPath: prefix + "/stderr.log")
@@ -222,7 +229,7 @@ final class Stack: @unchecked Sendable {
     func logs() -> String {
         let files = [
             "authd.log": authdLogPath, "redis.log": dir + "/redis.log",
-            "nginx stderr": dir + "/nginx/stderr.log", "nginx error.log": dir + "/nginx/logs/error.log",
+            "nginx stderr": dir + "/nginx/stderr.log",
         ]
         return files.sorted { $0.key < $1.key }.map { name, path in
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(none)"
