@@ -1,5 +1,6 @@
 public import AuthCore
 internal import CLibCrypto
+internal import Glibc
 
 /// An HS256 (HMAC-SHA256) key. Immutable, so it is safe to share between threads.
 public struct HMACKey: SigningKey {
@@ -10,33 +11,22 @@ public struct HMACKey: SigningKey {
     /// Nil: a symmetric key is never published.
     public var publicJWK: [(String, String)]? { nil }
 
-    private let secret: [UInt8]
+    private let contexts: ThreadContexts
 
     /// Length of an HMAC-SHA256 tag in bytes.
     public static let signatureLength = 32
 
     /// A key using `secret` as the HMAC key as-is.
     public init(secret: [UInt8], kid: String) {
-        self.secret = secret
+        self.contexts = ThreadContexts(secret: secret)
         self.kid = kid
     }
 
     /// HMAC-SHA256 of `input` (32 bytes).
     public func sign(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
         try [UInt8](unsafeUninitializedCapacity: Self.signatureLength) { out, count in
-            var length: UInt32 = 0
-            let result = secret.withUnsafeBytes { key in
-                key.withNonNullBytes { keyBytes, keyCount in
-                    input.withNonNullBytes { data, dataCount in
-                        HMAC(EVP_sha256(), keyBytes, Int32(keyCount), data, dataCount,
-                             out.baseAddress, &length)
-                    }
-                }
-            }
-            guard result != nil, length == UInt32(Self.signatureLength) else {
-                count = 0
-                throw CryptoError.openSSL("HMAC")
-            }
+            count = 0
+            try contexts.mac(input, into: out.baseAddress!)
             count = Self.signatureLength
         }
     }
@@ -45,13 +35,71 @@ public struct HMACKey: SigningKey {
     /// not depend on where the bytes differ. A wrong length is rejected up front (the
     /// length is public anyway).
     public func verify(_ signature: [UInt8], for input: UnsafeRawBufferPointer) -> Bool {
-        guard signature.count == Self.signatureLength,
-              let expected = try? sign(input) else { return false }
-        return signature.withUnsafeBytes { given in
-            expected.withUnsafeBytes { wanted in
-                CRYPTO_memcmp(given.baseAddress, wanted.baseAddress, Self.signatureLength) == 0
+        guard signature.count == Self.signatureLength else { return false }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.signatureLength) { expected in
+            guard (try? contexts.mac(input, into: expected.baseAddress!)) != nil else { return false }
+            return signature.withUnsafeBytes { given in
+                CRYPTO_memcmp(given.baseAddress, expected.baseAddress, Self.signatureLength) == 0
             }
         }
+    }
+}
+
+/// One keyed HMAC context per thread. Keying an HMAC (hashing the padded key into the
+/// inner and outer states) costs more than MACing a token, so each thread keys a context
+/// once and afterwards only resets it (`EVP_MAC_init` with a nil key keeps the key).
+/// Contexts are freed when their thread exits.
+private final class ThreadContexts: @unchecked Sendable {
+    // Immutable after init; the per-thread slots are only touched by their own thread.
+    private let secret: [UInt8]
+    private let mac: OpaquePointer
+    private var slot = pthread_key_t()
+
+    init(secret: [UInt8]) {
+        self.secret = secret
+        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else { preconditionFailure("OpenSSL has no HMAC") }
+        self.mac = mac
+        let rc = pthread_key_create(&slot) { ctx in EVP_MAC_CTX_free(OpaquePointer(ctx)) }
+        precondition(rc == 0, "pthread_key_create failed")
+    }
+
+    deinit {
+        // Keys live for the process; contexts of threads still running are reclaimed at exit.
+        pthread_key_delete(slot)
+        EVP_MAC_free(mac)
+        var s = secret
+        s.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+    }
+
+    /// Writes the 32-byte HMAC-SHA256 of `input` to `out`.
+    func mac(_ input: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) throws {
+        let ctx = try context()
+        var length = 0
+        let ok = input.withNonNullBytes { data, n in
+            EVP_MAC_init(ctx, nil, 0, nil) == 1 && EVP_MAC_update(ctx, data, n) == 1
+                && EVP_MAC_final(ctx, out, &length, HMACKey.signatureLength) == 1
+        }
+        guard ok, length == HMACKey.signatureLength else { throw CryptoError.openSSL("EVP_MAC (HMAC-SHA256)") }
+    }
+
+    private func context() throws -> OpaquePointer {
+        if let existing = pthread_getspecific(slot) { return OpaquePointer(existing) }
+        guard let ctx = EVP_MAC_CTX_new(mac) else { throw CryptoError.openSSL("EVP_MAC_CTX_new") }
+        let keyed = "SHA256".withCString { digest -> Bool in
+            var params = [
+                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, UnsafeMutablePointer(mutating: digest), 0),
+                OSSL_PARAM_construct_end(),
+            ]
+            return secret.withUnsafeBytes { key in
+                key.withNonNullBytes { bytes, n in EVP_MAC_init(ctx, bytes, n, &params) == 1 }
+            }
+        }
+        guard keyed else {
+            EVP_MAC_CTX_free(ctx)
+            throw CryptoError.openSSL("EVP_MAC_init")
+        }
+        pthread_setspecific(slot, UnsafeRawPointer(ctx))
+        return ctx
     }
 }
 
