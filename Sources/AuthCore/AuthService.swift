@@ -48,10 +48,11 @@ public final class AuthService: Sendable {
     }
 
     public func handle(_ request: Request, worker: Worker) -> Response {
-        guard let route = Self.routes[request.path] else { return APIError.notFound.response }
-        // HEAD is GET without the body; nginx drops the body of a HEAD response.
-        guard let handler = route[request.method == "HEAD" ? "GET" : request.method] else {
-            let allow = (route["GET"] == nil ? route.keys.sorted() : (route.keys + ["HEAD"]).sorted()).joined(separator: ", ")
+        let handler: Endpoint
+        switch Self.route(request.path, request.method) {
+        case .found(let endpoint): handler = endpoint
+        case .unknownPath: return APIError.notFound.response
+        case .wrongMethod(let allow):
             return APIError(405, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
         }
         do {
@@ -67,20 +68,34 @@ public final class AuthService: Sendable {
         }
     }
 
-    /// Path → method → endpoint. The table is the whole routing: 404 when the path is
-    /// absent, 405 with `Allow` when the method is.
-    static let routes: [String: [String: Endpoint]] = [
-        "/auth/register": ["POST": .register],
-        "/auth/login": ["POST": .login],
-        "/auth/refresh-token": ["POST": .refreshToken],
-        "/auth/logout": ["DELETE": .logout],
-        "/auth/logout-all": ["POST": .logoutAll],
-        "/auth/me": ["GET": .me],
-        "/": ["GET": .home],
-        "/healthz": ["GET": .healthz],
-        "/readyz": ["GET": .readyz],
-        "/.well-known/jwks.json": ["GET": .jwks],
-    ]
+    enum Routing: Equatable {
+        case found(Endpoint)
+        case unknownPath
+        case wrongMethod(allow: String)
+    }
+
+    /// The whole routing table: 404 for an unknown path, 405 with `Allow` for a known
+    /// path and another method. HEAD is GET without the body (nginx drops the body of a
+    /// HEAD response). A switch, not a dictionary: no hashing on the hot path.
+    static func route(_ path: String, _ method: String) -> Routing {
+        func only(_ allowed: String, _ endpoint: Endpoint) -> Routing {
+            method == allowed || (allowed == "GET" && method == "HEAD")
+                ? .found(endpoint) : .wrongMethod(allow: allowed == "GET" ? "GET, HEAD" : allowed)
+        }
+        switch path {
+        case "/": return only("GET", .home)
+        case "/auth/register": return only("POST", .register)
+        case "/auth/login": return only("POST", .login)
+        case "/auth/refresh-token": return only("POST", .refreshToken)
+        case "/auth/logout": return only("DELETE", .logout)
+        case "/auth/logout-all": return only("POST", .logoutAll)
+        case "/auth/me": return only("GET", .me)
+        case "/healthz": return only("GET", .healthz)
+        case "/readyz": return only("GET", .readyz)
+        case "/.well-known/jwks.json": return only("GET", .jwks)
+        default: return .unknownPath
+        }
+    }
 
     enum Endpoint: Sendable {
         case register, login, refreshToken, logout, logoutAll, me, home, healthz, readyz, jwks

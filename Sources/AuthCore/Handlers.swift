@@ -182,14 +182,18 @@ extension AuthService {
     }
 
     /// The credentials of `Bearer <token>`, scheme matched case-insensitively; nil for
-    /// another scheme or an empty token.
-    static func bearerToken(_ header: String) -> String? {
+    /// another scheme or an empty token. A slice of the header: nothing is copied.
+    static func bearerToken(_ header: String) -> Substring? {
         let utf8 = header.utf8
         guard utf8.count > 7 else { return nil }
-        let scheme = utf8.prefix(6).map { $0 | 0x20 }
+        let scheme = utf8.prefix(6).lazy.map { $0 | 0x20 }
         guard scheme.elementsEqual("bearer".utf8), utf8.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
-        let token = String(decoding: utf8.dropFirst(7), as: UTF8.self).trimmingSpaces
-        return token.isEmpty ? nil : token
+        let isSpace = { (b: UInt8) in b == 0x20 || b == 0x09 }
+        let rest = utf8.dropFirst(7)
+        guard let first = rest.firstIndex(where: { !isSpace($0) }), let last = rest.lastIndex(where: { !isSpace($0) }) else {
+            return nil
+        }
+        return header[first...last]
     }
 }
 

@@ -238,7 +238,10 @@ public struct JSONParser {
 /// byte-for-byte reproducible.
 public struct JSONWriter {
     public private(set) var bytes: [UInt8] = []
-    private var needsComma = [false]
+    /// Bit d: the container at depth d already has a member (so the next needs a comma).
+    /// A bit set instead of a stack keeps the writer free of a second allocation.
+    private var needsComma: UInt64 = 0
+    private var depth = 0
 
     public init() { bytes.reserveCapacity(256) }
 
@@ -255,17 +258,20 @@ public struct JSONWriter {
     private mutating func open(_ key: String?, _ c: UInt8) {
         if let key { keyPrefix(key) } else { separator() }
         bytes.append(c)
-        needsComma.append(false)
+        depth += 1
+        precondition(depth < 64, "JSONWriter nests at most 63 levels")
+        needsComma &= ~(1 << UInt64(depth))
     }
 
     private mutating func close(_ c: UInt8) {
         bytes.append(c)
-        needsComma.removeLast()
+        depth -= 1
     }
 
     private mutating func separator() {
-        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
-        needsComma[needsComma.count - 1] = true
+        let bit: UInt64 = 1 << UInt64(depth)
+        if needsComma & bit != 0 { bytes.append(UInt8(ascii: ",")) }
+        needsComma |= bit
     }
 
     private mutating func keyPrefix(_ key: String) {

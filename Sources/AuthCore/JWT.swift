@@ -70,19 +70,28 @@ public struct TokenCodec: Sendable {
     public let issuer: String
     public let leeway: Int64
     private let signingHeader: String
+    /// The exact header segment this service writes for each key of the ring: a token
+    /// whose header is one of them needs no header parsing (the common case).
+    private let knownHeaders: [(segment: [UInt8], key: any SigningKey)]
 
     public init(kind: TokenKind, keys: KeyRing, issuer: String, leeway: Int64) {
         self.kind = kind
         self.keys = keys
         self.issuer = issuer
         self.leeway = leeway
+        signingHeader = Self.header(kind: kind, key: keys.signing)
+        knownHeaders = keys.all.map { (Array(Self.header(kind: kind, key: $0).utf8), $0) }
+    }
+
+    /// `base64url({"alg":…,"typ":…,"kid":…})`, as this service writes it.
+    private static func header(kind: TokenKind, key: any SigningKey) -> String {
         var w = JSONWriter()
         w.beginObject()
-        w.field("alg", keys.signing.algorithm.rawValue)
+        w.field("alg", key.algorithm.rawValue)
         w.field("typ", kind.rawValue)
-        w.field("kid", keys.signing.kid)
+        w.field("kid", key.kid)
         w.endObject()
-        signingHeader = Base64URL.encode(w.bytes)
+        return Base64URL.encode(w.bytes)
     }
 
     /// The compact JWS for `claims`, signed with the active key.
@@ -108,15 +117,45 @@ public struct TokenCodec: Sendable {
     }
 
     /// The verified claims of `token` at time `now` (Unix seconds).
-    public func verify(_ token: String, now: Int64) throws(TokenError) -> Claims {
-        let bytes = Array(token.utf8)
+    public func verify<S: StringProtocol>(_ token: S, now: Int64) throws(TokenError) -> Claims {
+        // Native strings and their substrings are contiguous UTF-8: borrow, don't copy.
+        let borrowed = token.utf8.withContiguousStorageIfAvailable { bytes in
+            Result { () throws(TokenError) in try verify(bytes, now: now) }
+        }
+        if let borrowed { return try borrowed.get() }
+        return try Array(token.utf8).withUnsafeBufferPointer { bytes in
+            Result { () throws(TokenError) in try verify(bytes, now: now) }
+        }.get()
+    }
+
+    private func verify(_ bytes: UnsafeBufferPointer<UInt8>, now: Int64) throws(TokenError) -> Claims {
         guard bytes.count <= Self.maxTokenLength else { throw .malformed("token too long") }
         guard let dot1 = bytes.firstIndex(of: UInt8(ascii: ".")),
               let dot2 = bytes[(dot1 + 1)...].firstIndex(of: UInt8(ascii: ".")),
               !bytes[(dot2 + 1)...].contains(UInt8(ascii: "."))
         else { throw .malformed("not three dot-separated parts") }
 
-        guard let headerBytes = Base64URL.decode(bytes[..<dot1]),
+        let key = try self.key(forHeader: bytes[..<dot1])
+        guard let signature = Base64URL.decode(bytes[(dot2 + 1)...]) else { throw .malformed("signature encoding") }
+        guard key.verify(signature, for: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[..<dot2])) else {
+            throw .badSignature
+        }
+
+        guard let payload = Base64URL.decode(bytes[(dot1 + 1)..<dot2]) else { throw .malformed("payload") }
+        let c = try ClaimsReader.read(payload)
+        // RFC 7519 §4.1.4: reject on or after exp.
+        guard now < c.expiresAt + leeway else { throw .expired }
+        if let nbf = c.notBefore, now + leeway < nbf { throw .notYetValid }
+        guard c.issuer == issuer else { throw .wrongIssuer }
+        return c
+    }
+
+    /// The key named by the header, which must also name that key's algorithm and this
+    /// kind of token. Headers this service wrote are recognised byte for byte; any other
+    /// is parsed and checked field by field.
+    private func key(forHeader segment: Slice<UnsafeBufferPointer<UInt8>>) throws(TokenError) -> any SigningKey {
+        for known in knownHeaders where known.segment.elementsEqual(segment) { return known.key }
+        guard let headerBytes = Base64URL.decode(segment),
               case .object(let header)? = try? JSONParser.parse(headerBytes)
         else { throw .malformed("header") }
         guard case .string(let kid)? = header["kid"], let key = keys.key(kid: kid) else { throw .unknownKey }
@@ -124,35 +163,95 @@ public struct TokenCodec: Sendable {
         guard case .string(let typ)? = header["typ"], typ == kind.rawValue else { throw .wrongKind }
         // A header that asks for extensions we do not implement must be refused (RFC 7515 §4.1.11).
         guard header["crit"] == nil else { throw .malformed("crit header") }
+        return key
+    }
 
-        guard let signature = Base64URL.decode(bytes[(dot2 + 1)...]) else { throw .malformed("signature encoding") }
-        let valid = bytes.withUnsafeBytes { key.verify(signature, for: UnsafeRawBufferPointer(rebasing: $0[..<dot2])) }
-        guard valid else { throw .badSignature }
+}
 
-        guard let payloadBytes = Base64URL.decode(bytes[(dot1 + 1)..<dot2]),
-              case .object(let p)? = try? JSONParser.parse(payloadBytes)
-        else { throw .malformed("payload") }
+/// Reads the claims object of a verified payload.
+enum ClaimsReader {
+    static func read(_ payload: [UInt8]) throws(TokenError) -> Claims {
+        if let fast = flat(payload) { return fast }
+        guard case .object(let p)? = try? JSONParser.parse(payload) else { throw .malformed("payload") }
         guard case .string(let iss)? = p["iss"], case .string(let sub)? = p["sub"],
               case .string(let aud)? = p["aud"], case .string(let jti)? = p["jti"],
               case .string(let sid)? = p["sid"],
-              let iat = Self.seconds(p["iat"]), let exp = Self.seconds(p["exp"])
+              let iat = seconds(p["iat"]), let exp = seconds(p["exp"])
         else { throw .malformed("claims") }
         var nbf: Int64?
         if let raw = p["nbf"] {
-            guard let n = Self.seconds(raw) else { throw .malformed("nbf") }
+            guard let n = seconds(raw) else { throw .malformed("nbf") }
             nbf = n
         }
-        // RFC 7519 §4.1.4: reject on or after exp.
-        guard now < exp + leeway else { throw .expired }
-        if let nbf, now + leeway < nbf { throw .notYetValid }
-        guard iss == issuer else { throw .wrongIssuer }
         return Claims(issuer: iss, subject: UserID(sub), audience: aud, issuedAt: iat, expiresAt: exp,
                       notBefore: nbf, id: jti, session: SessionID(sid))
     }
 
     /// A NumericDate as whole seconds; nil for anything else.
-    private static func seconds(_ v: JSONValue?) -> Int64? {
+    static func seconds(_ v: JSONValue?) -> Int64? {
         guard case .number(let d)? = v, d.rounded(.towardZero) == d, abs(d) < 1e15 else { return nil }
         return Int64(d)
+    }
+
+    /// The payloads this service writes: one flat object of the known claims, each once,
+    /// with unescaped ASCII strings and plain integers, no white space. Anything else
+    /// returns nil and takes the general parser, so both paths accept the same tokens.
+    static func flat(_ p: [UInt8]) -> Claims? {
+        var strings: [String?] = [nil, nil, nil, nil, nil]  // iss sub aud jti sid
+        var numbers: [Int64?] = [nil, nil, nil]              // iat exp nbf
+        var i = 0
+        let n = p.count
+        guard n > 2, p[0] == UInt8(ascii: "{"), p[n - 1] == UInt8(ascii: "}") else { return nil }
+        i = 1
+        while true {
+            // "xyz":
+            guard i + 6 < n, p[i] == UInt8(ascii: "\""), p[i + 4] == UInt8(ascii: "\""), p[i + 5] == UInt8(ascii: ":") else { return nil }
+            let name = (p[i + 1], p[i + 2], p[i + 3])
+            i += 6
+            if p[i] == UInt8(ascii: "\"") {
+                let slot: Int
+                switch name {
+                case (0x69, 0x73, 0x73): slot = 0 // iss
+                case (0x73, 0x75, 0x62): slot = 1 // sub
+                case (0x61, 0x75, 0x64): slot = 2 // aud
+                case (0x6A, 0x74, 0x69): slot = 3 // jti
+                case (0x73, 0x69, 0x64): slot = 4 // sid
+                default: return nil
+                }
+                let start = i + 1
+                var j = start
+                while j < n, p[j] != UInt8(ascii: "\""), p[j] != UInt8(ascii: "\\"), p[j] >= 0x20, p[j] < 0x80 { j += 1 }
+                guard j < n, p[j] == UInt8(ascii: "\""), strings[slot] == nil else { return nil }
+                strings[slot] = String(decoding: p[start..<j], as: UTF8.self)
+                i = j + 1
+            } else {
+                let slot: Int
+                switch name {
+                case (0x69, 0x61, 0x74): slot = 0 // iat
+                case (0x65, 0x78, 0x70): slot = 1 // exp
+                case (0x6E, 0x62, 0x66): slot = 2 // nbf
+                default: return nil
+                }
+                var j = i
+                var negative = false
+                if p[j] == UInt8(ascii: "-") { negative = true; j += 1 }
+                var value: Int64 = 0
+                let digits = j
+                while j < n, p[j] >= 0x30, p[j] <= 0x39, j - digits < 15 { value = value * 10 + Int64(p[j] - 0x30); j += 1 }
+                // No leading zeros, at most 15 digits, and an integer must end here.
+                guard j > digits, j < n, p[digits] != 0x30 || j == digits + 1, numbers[slot] == nil,
+                      p[j] == UInt8(ascii: ",") || p[j] == UInt8(ascii: "}")
+                else { return nil }
+                numbers[slot] = negative ? -value : value
+                i = j
+            }
+            if p[i] == UInt8(ascii: "}") { guard i == n - 1 else { return nil }; break }
+            guard p[i] == UInt8(ascii: ",") else { return nil }
+            i += 1
+        }
+        guard let iss = strings[0], let sub = strings[1], let aud = strings[2], let jti = strings[3], let sid = strings[4],
+              let iat = numbers[0], let exp = numbers[1] else { return nil }
+        return Claims(issuer: iss, subject: UserID(sub), audience: aud, issuedAt: iat, expiresAt: exp,
+                      notBefore: numbers[2], id: jti, session: SessionID(sid))
     }
 }

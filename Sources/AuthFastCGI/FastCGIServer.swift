@@ -141,13 +141,19 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     private func write(_ response: Response, to stream: UnsafeMutablePointer<FCGX_Stream>?) {
-        var head = "Status: \(response.status) \(Response.reason(response.status))\r\n"
-        if !response.body.isEmpty {
-            head += "Content-Type: application/json\r\nContent-Length: \(response.body.count)\r\n"
+        var out = [UInt8]()
+        out.reserveCapacity(160 + response.body.count)
+        func line(_ parts: String...) {
+            for p in parts { out.append(contentsOf: p.utf8) }
+            out.append(contentsOf: [0x0D, 0x0A])
         }
-        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
-        head += "\r\n"
-        var out = Array(head.utf8)
+        line("Status: ", String(response.status), " ", Response.reason(response.status))
+        if !response.body.isEmpty {
+            line("Content-Type: application/json")
+            line("Content-Length: ", String(response.body.count))
+        }
+        for (name, value) in response.headers { line(name, ": ", value) }
+        out.append(contentsOf: [0x0D, 0x0A])
         out.append(contentsOf: response.body)
         out.withUnsafeBytes { buf in
             _ = FCGX_PutStr(buf.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(buf.count), stream)

@@ -120,3 +120,62 @@ import Testing
 extension String {
     func replacingOccurrences(of a: String, with b: String) -> String { split(separator: a, omittingEmptySubsequences: false).joined(separator: b) }
 }
+
+/// The flat claims reader is a fast path: it must take every payload this service writes
+/// and must never accept a payload differently from the general parser.
+@Suite struct ClaimsReaderTests {
+    func general(_ text: String) -> Claims? {
+        guard case .object(let p)? = try? JSONParser.parse(Array(text.utf8)),
+              case .string(let iss)? = p["iss"], case .string(let sub)? = p["sub"], case .string(let aud)? = p["aud"],
+              case .string(let jti)? = p["jti"], case .string(let sid)? = p["sid"],
+              let iat = ClaimsReader.seconds(p["iat"]), let exp = ClaimsReader.seconds(p["exp"]) else { return nil }
+        let nbf = p["nbf"].flatMap { ClaimsReader.seconds($0) }
+        return Claims(issuer: iss, subject: UserID(sub), audience: aud, issuedAt: iat, expiresAt: exp, notBefore: nbf,
+                      id: jti, session: SessionID(sid))
+    }
+
+    static let base = #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}"#
+
+    @Test func takesWhatTheServiceWrites() throws {
+        let codec = TokenCodec(kind: .access, keys: KeyRing(signing: ChecksumKey(kid: "k", secret: 1)), issuer: "authd", leeway: 0)
+        for nbf in [nil, Int64(1500)] {
+            let claims = Claims(issuer: "authd", subject: UserID("Xy-_09"), audience: "Xy-_09", issuedAt: 1_795_000_000,
+                                expiresAt: 1_826_536_000, notBefore: nbf, id: "jti-value", session: SessionID("sid_value"))
+            let token = try codec.sign(claims)
+            let payload = Base64URL.decode(String(token.split(separator: ".")[1]))!
+            #expect(ClaimsReader.flat(payload) == claims)
+        }
+    }
+
+    @Test(arguments: [
+        base,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1","nbf":-5}"#,
+        #"{ "iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","sub":"u2","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"auth\u0064","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":01000,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1e3,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000.5,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":1234567890123456,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1","xyz":1}"#,
+        #"{"iss":"authd","sub":1,"aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":"2000","jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"ü","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}x"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1",}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":-0,"exp":2000,"jti":"j1","sid":"s1"}"#,
+    ])
+    func neverDisagreesWithTheGeneralParser(_ text: String) throws {
+        let payload = Array(text.utf8)
+        if let fast = ClaimsReader.flat(payload) {
+            #expect(fast == general(text), "fast path accepted \(text) differently")
+        }
+        // And the reader as a whole gives the general parser's answer.
+        #expect((try? ClaimsReader.read(payload)) == general(text))
+    }
+
+    @Test func fastPathIsTaken() {
+        #expect(ClaimsReader.flat(Array(Self.base.utf8)) != nil)
+    }
+}
