@@ -20,7 +20,7 @@ public final class Bcrypt: PasswordHasher {
     public static let costRange = 4...31
 
     private static let saltBytes = 16
-    private let data: UnsafeMutablePointer<crypt_data>
+    private var allocated: UnsafeMutablePointer<crypt_data>?
 
     /// - Throws: `CryptoError` if `cost` is outside 4...31.
     public init(cost: Int) throws {
@@ -28,16 +28,23 @@ public final class Bcrypt: PasswordHasher {
             throw CryptoError.invalidArgument("Bcrypt.init", "cost \(cost) outside \(Self.costRange)")
         }
         self.cost = cost
-        data = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
-        // libxcrypt requires a zeroed buffer before first use.
-        UnsafeMutableRawPointer(data).initializeMemory(as: UInt8.self, repeating: 0,
-                                                       count: MemoryLayout<crypt_data>.size)
     }
 
     deinit {
+        guard let allocated else { return }
         // The buffer held passwords in flight.
-        OPENSSL_cleanse(data, MemoryLayout<crypt_data>.size)
-        data.deallocate()
+        OPENSSL_cleanse(allocated, MemoryLayout<crypt_data>.size)
+        allocated.deallocate()
+    }
+
+    /// The scratch buffer, allocated (and zeroed, as libxcrypt requires) on first use:
+    /// most worker threads never hash, and 32 KiB each would add up in resident memory.
+    private var data: UnsafeMutablePointer<crypt_data> {
+        if let allocated { return allocated }
+        let fresh = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
+        UnsafeMutableRawPointer(fresh).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<crypt_data>.size)
+        allocated = fresh
+        return fresh
     }
 
     /// A fresh `$2b$` hash with 16 random salt bytes from `RAND_bytes`.

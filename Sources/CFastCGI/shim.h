@@ -1,3 +1,5 @@
 #pragma once
 // Only the reentrant API: fcgi_stdio.h's printf/stdout macros do nothing in Swift.
 #include <fcgiapp.h>
+// mallopt(M_ARENA_MAX): the responder sizes malloc for its many worker threads.
+#include <malloc.h>

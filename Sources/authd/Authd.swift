@@ -1,7 +1,7 @@
 import ArgumentParser
 import AuthCore
 import AuthCrypto
-import Foundation
+import Glibc
 import Logging
 
 /// `authd`: the JWT authentication service as a FastCGI responder.
@@ -21,9 +21,9 @@ struct ConfigOptions: ParsableArguments {
 
     func load() async throws -> Config {
         do {
-            return try await ConfigLoader.load(envFile: envFile, cores: ProcessInfo.processInfo.activeProcessorCount)
+            return try await ConfigLoader.load(envFile: envFile, cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         } catch let error as ConfigError {
-            FileHandle.standardError.write(Data("authd: configuration error: \(error)\n".utf8))
+            writeToStandardError("authd: configuration error: \(error)\n")
             throw ExitCode(1)
         }
     }
@@ -85,3 +85,9 @@ struct CheckConfig: AsyncParsableCommand {
 }
 
 
+
+/// Writes straight to fd 2 (Glibc's `stderr` is a global the concurrency checker refuses).
+func writeToStandardError(_ text: String) {
+    var text = text
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}

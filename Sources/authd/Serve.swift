@@ -31,7 +31,7 @@ enum Server {
         // only make accept fail: ours replace them.
         let stopSignal = try StopSignal()
         let redis = config.redis, timeout = config.redisTimeout, cost = config.bcryptCost
-        server.start {
+        try server.start {
             // Bcrypt(cost:) only fails for a cost outside 4...31, which Config already refused.
             Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout), hasher: try! Bcrypt(cost: cost))
         }
