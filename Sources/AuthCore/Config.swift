@@ -132,7 +132,7 @@ public struct Config: Sendable {
         }
         redisTimeout = t
         listen = try Self.parseListen(value("FCGI_LISTEN"))
-        workers = try integer("WORKERS", default: 64, in: 1...4096)
+        workers = try integer("WORKERS", default: 128, in: 1...4096)
         reuseGrace = try duration("REFRESH_REUSE_GRACE", default: 0, allowZero: true)
         idleTTL = try duration("REFRESH_IDLE_TTL", default: 0, allowZero: true)
         let level = value("LOG_LEVEL")?.lowercased() ?? "info"

@@ -31,6 +31,8 @@ public final class FastCGIServer: @unchecked Sendable {
     private let workerCount: Int
     // Written once by `stop()` before the wake-up connects; read by workers after accept fails.
     private let stopping = Atomic<Bool>(false)
+    /// Per worker: the kept-alive connection it is waiting on for a next request, or -1.
+    private let idle: Mutex<[Int32]>
 
     /// Opens (or adopts) the listening socket.
     public init(listen: ListenAddress, service: AuthService, workers: Int, logger: Logger) throws {
@@ -52,6 +54,7 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         self.service = service
         self.workerCount = workers
+        self.idle = Mutex([Int32](repeating: -1, count: workers))
         self.logger = logger
     }
 
@@ -66,8 +69,8 @@ public final class FastCGIServer: @unchecked Sendable {
         defer { pthread_attr_destroy(&attributes) }
         // Handlers need little stack; 128 threads at the default 8 MiB would reserve 1 GiB.
         pthread_attr_setstacksize(&attributes, 256 * 1024)
-        for _ in 0..<workerCount {
-            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(worker: makeWorker()) })
+        for index in 0..<workerCount {
+            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(index: index, worker: makeWorker()) })
             var thread = pthread_t()
             let rc = pthread_create(&thread, &attributes, { raw in
                 let job = Unmanaged<WorkerJob>.fromOpaque(raw!).takeRetainedValue()
@@ -86,13 +89,18 @@ public final class FastCGIServer: @unchecked Sendable {
     public func stop() {
         stopping.store(true, ordering: .releasing)
         FCGX_ShutdownPending()
+        // Workers waiting on a kept-alive connection for nginx's next request: end the
+        // wait (a request already in the socket is still read and answered first).
+        idle.withLock { fds in
+            for fd in fds where fd >= 0 { shutdown(fd, Int32(SHUT_RD)) }
+        }
         // libfcgi checks the shutdown flag only around accept(); a connection that closes at
         // once wakes one blocked worker, which then sees the flag and returns.
         for _ in 0..<workerCount { Self.poke(listenFD) }
         for thread in threads { pthread_join(thread, nil) }
     }
 
-    private func serve(worker: Worker) {
+    private func serve(index: Int, worker: Worker) {
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         defer { request.deallocate() }
         guard FCGX_InitRequest(request, listenFD, 0) == 0 else {
@@ -104,7 +112,14 @@ public final class FastCGIServer: @unchecked Sendable {
         let scratch = UnsafeMutableBufferPointer<CChar>.allocate(capacity: Self.maxBody + 1)
         defer { scratch.deallocate() }
         while true {
+            // With fastcgi_keep_conn, FCGX_Accept_r waits for nginx's next request on the
+            // same connection: publish it as idle so that stop() can end the wait, then
+            // look at the flag (in this order, so that stop() either sees the connection
+            // or this thread sees the flag).
+            idle.withLock { $0[index] = request.pointee.ipcFd }
+            if stopping.load(ordering: .acquiring) { return }
             let rc = FCGX_Accept_r(request)
+            idle.withLock { $0[index] = -1 }
             if rc < 0 {
                 if stopping.load(ordering: .acquiring) { return }
                 logger.error("FCGX_Accept_r failed", metadata: ["rc": "\(rc)"])

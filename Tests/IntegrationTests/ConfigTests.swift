@@ -57,4 +57,38 @@ struct ConfigTests {
         #expect([502, 503, 504].contains(response.status), "\(response)")
         expectError(response)
     }
+
+    /// With kept-alive FastCGI connections idle in authd's workers, SIGTERM must still end
+    /// authd promptly, and a request it is working on must complete.
+    @Test func sigtermFinishesTheRequestInFlight() throws {
+        let stack = try Stack.start(["BCRYPT_COST": "12"])
+        defer { stack.shutdown() }
+        let user = try stack.newUser("inflight")
+        for _ in 0..<20 { _ = try stack.call("GET", "/healthz") }  // leave kept connections idle
+        let login = Thread.detachedResult { try stack.login(user.username, user.password) }
+        Thread.sleep(forTimeInterval: 0.05)  // the login is hashing (cost 12) when TERM arrives
+        let started = Date()
+        let termination = stack.stopAuthd(grace: 10)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(termination == .exited(0), "\(String(describing: termination))")
+        #expect(elapsed < 5, "authd took \(elapsed) s to stop")
+        let response = try login.value()
+        #expect(response.status == 200, "the login in flight was cut off: \(response)")
+    }
+}
+
+extension Thread {
+    /// Runs `body` on a new thread; `value()` waits for its result.
+    static func detachedResult<T: Sendable>(_ body: @escaping @Sendable () throws -> T) -> PendingResult<T> {
+        let pending = PendingResult<T>()
+        Thread.detachNewThread { pending.set(Result { try body() }) }
+        return pending
+    }
+}
+
+final class PendingResult<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, any Error>?
+    func set(_ r: Result<T, any Error>) { result = r; done.signal() }
+    func value() throws -> T { done.wait(); return try result!.get() }
 }

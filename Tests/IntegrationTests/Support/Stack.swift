@@ -71,7 +71,7 @@ final class Stack: @unchecked Sendable {
             "BCRYPT_COST": "4",
             "REDIS_URL": "unix://\(dir)/redis.sock",
             "FCGI_LISTEN": "\(dir)/authd.sock",
-            "WORKERS": "16",
+            "WORKERS": "64",
             "JWT_ISSUER": "authd-test",
         ]
     }
