@@ -1,14 +1,11 @@
-import Dispatch
 import Logging
 
-/// What one worker thread owns: its store connection and its hashing buffers.
+/// What one worker thread owns: its store connection.
 public struct Worker {
     public let store: any AuthStore
-    public let hasher: any PasswordHasher
 
-    public init(store: any AuthStore, hasher: any PasswordHasher) {
+    public init(store: any AuthStore) {
         self.store = store
-        self.hasher = hasher
     }
 }
 
@@ -19,7 +16,8 @@ public final class AuthService: Sendable {
     let access: TokenCodec
     let refresh: TokenCodec
     let clock: any Clock
-    let lane: HashingLane
+    /// Shared, bounded: a burst of logins waits here, not in every worker.
+    let hasher: any PasswordHasher
     let logger: Logger
     /// A hash of a random password at the configured cost: unknown users are checked
     /// against it so that a login takes as long whether or not the user exists.
@@ -27,12 +25,12 @@ public final class AuthService: Sendable {
     let jwksBody: [UInt8]
 
     public init(config: Config, access: KeyRing, refresh: KeyRing, clock: any Clock,
-                decoyHash: String, logger: Logger) {
+                hasher: any PasswordHasher, decoyHash: String, logger: Logger) {
         self.config = config
         self.access = TokenCodec(kind: .access, keys: access, issuer: config.issuer, leeway: config.leeway)
         self.refresh = TokenCodec(kind: .refresh, keys: refresh, issuer: config.issuer, leeway: config.leeway)
         self.clock = clock
-        self.lane = HashingLane(concurrency: config.hashConcurrency, admitted: max(1, config.workers - max(1, config.workers / 4)))
+        self.hasher = hasher
         self.decoyHash = decoyHash
         self.logger = logger
         jwksBody = Response.json(200) { w in
@@ -59,6 +57,9 @@ public final class AuthService: Sendable {
             return try dispatch(handler, request, worker)
         } catch let error as APIError {
             return error.response
+        } catch is HashingBusy {
+            logger.warning("password lane full", metadata: ["path": "\(request.path)", "request_id": "\(request.requestID)"])
+            return APIError(503, "Too many password checks in progress, retry shortly", headers: [("Retry-After", "1")]).response
         } catch let error as StoreUnavailable {
             logger.error("store unavailable", metadata: ["path": "\(request.path)", "cause": "\(error)", "request_id": "\(request.requestID)"])
             return APIError.unavailable.response
@@ -114,29 +115,5 @@ public final class AuthService: Sendable {
         case .readyz: try readyz(worker)
         case .jwks: Response(status: 200, body: jwksBody)
         }
-    }
-}
-
-/// Bounds password hashing so that a burst of logins cannot take every worker away from
-/// token checks: at most `concurrency` hashes run at once, and at most `admitted` workers
-/// may be inside a password route (hashing or queued); beyond that a login is told to
-/// retry (503) at once instead of tying up another thread.
-final class HashingLane: Sendable {
-    private let running: DispatchSemaphore
-    private let admission: DispatchSemaphore
-    static let maxQueueWait = DispatchTimeInterval.seconds(5)
-
-    init(concurrency: Int, admitted: Int) {
-        running = DispatchSemaphore(value: concurrency)
-        admission = DispatchSemaphore(value: max(admitted, concurrency))
-    }
-
-    func run<T>(_ work: () throws -> T) throws -> T {
-        let busy = APIError(503, "Too many password checks in progress, retry shortly", headers: [("Retry-After", "1")])
-        guard admission.wait(timeout: .now()) == .success else { throw busy }
-        defer { admission.signal() }
-        guard running.wait(timeout: .now() + Self.maxQueueWait) == .success else { throw busy }
-        defer { running.signal() }
-        return try work()
     }
 }

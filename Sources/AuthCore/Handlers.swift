@@ -10,7 +10,7 @@ extension AuthService {
         guard try worker.store.reserveUsername(username, for: id, ttl: Self.reservationTTL) else { throw Self.usernameTaken }
         let hash: String
         do {
-            hash = try lane.run { try worker.hasher.hash(password) }
+            hash = try hasher.hash(password)
         } catch {
             try? worker.store.releaseUsername(username, for: id)
             throw error
@@ -32,7 +32,7 @@ extension AuthService {
         }
         let user = try worker.store.user(named: username)
         let hash = user?.passwordHash ?? decoyHash
-        let matches = try lane.run { worker.hasher.verify(password, against: hash) }
+        let matches = try hasher.verify(password, against: hash)
         guard let user, matches else { throw APIError(401, "Username/password not valid") }
         return try startSession(for: user.id, request, worker, status: 200)
     }

@@ -22,13 +22,19 @@ public protocol SigningKey: Sendable {
     func verify(_ signature: [UInt8], for input: UnsafeRawBufferPointer) -> Bool
 }
 
-/// Hashes and checks passwords. One instance per worker thread (it may own scratch
-/// buffers), so it need not be Sendable.
-public protocol PasswordHasher {
+/// Hashes and checks passwords for every worker. Implementations bound how many run at
+/// once and how many may wait, throwing `HashingBusy` rather than queueing without limit.
+public protocol PasswordHasher: Sendable {
     /// A fresh salted hash, e.g. `$2b$12$...`.
     func hash(_ password: String) throws -> String
     /// True when `password` matches `hash`; false for any malformed hash.
-    func verify(_ password: String, against hash: String) -> Bool
+    func verify(_ password: String, against hash: String) throws -> Bool
+}
+
+/// The password lane is full or its queue too slow: the client should retry shortly.
+public struct HashingBusy: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "password hashing lane is full" }
 }
 
 /// A user id: random, URL-safe, stable for the life of the account.

@@ -1,4 +1,4 @@
-public import AuthCore
+import AuthCore
 internal import CLibCrypto
 internal import CXCrypt
 internal import Glibc
@@ -7,7 +7,7 @@ internal import Glibc
 ///
 /// Owns a 32 KiB `crypt_data` scratch buffer, so create one instance per worker thread
 /// and never share it: it is deliberately not `Sendable`.
-public final class Bcrypt: PasswordHasher {
+public final class Bcrypt {
     /// The work factor of new hashes (log2 of the rounds), 4...31.
     public let cost: Int
 

@@ -23,18 +23,19 @@ enum Server {
         signal(SIGPIPE, SIG_IGN)
 
         let (access, refresh) = try keys(config)
-        let decoy = try Bcrypt(cost: config.bcryptCost).hash(Secrets.generate())
+        // At most a quarter of the workers are kept from waiting on the lane, so token
+        // checks always find a thread during a login storm.
+        let lane = try BcryptLane(cost: config.bcryptCost, threads: config.hashConcurrency,
+                                  maxQueued: max(1, config.workers - config.workers / 4))
+        let decoy = try lane.hash(Secrets.generate())
         let service = AuthService(config: config, access: access, refresh: refresh, clock: SystemClock(),
-                                  decoyHash: decoy, logger: logger)
+                                  hasher: lane, decoyHash: decoy, logger: logger)
         let server = try FastCGIServer(listen: config.listen, service: service, workers: config.workers, logger: logger)
         // After FCGX_Init (in the server's init), whose own SIGTERM/SIGUSR1 handlers would
         // only make accept fail: ours replace them.
         let stopSignal = try StopSignal()
-        let redis = config.redis, timeout = config.redisTimeout, cost = config.bcryptCost
-        try server.start {
-            // Bcrypt(cost:) only fails for a cost outside 4...31, which Config already refused.
-            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout), hasher: try! Bcrypt(cost: cost))
-        }
+        let redis = config.redis, timeout = config.redisTimeout
+        try server.start { Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout)) }
         logger.info("authd serving", metadata: [
             "listen": "\(config.listen)", "workers": "\(config.workers)", "alg": "\(config.algorithm.rawValue)",
             "bcrypt_cost": "\(config.bcryptCost)", "access_kid": "\(access.signing.kid)",

@@ -8,7 +8,7 @@ import Testing
     let clock = TestClock()
     let store: MemoryStore
     let service: AuthService
-    var worker: Worker { Worker(store: store, hasher: PlainHasher()) }
+    var worker: Worker { Worker(store: store) }
 
     init() throws {
         store = MemoryStore(clock: clock)
@@ -21,7 +21,7 @@ import Testing
         let config = try Config(env: env)
         return AuthService(config: config, access: KeyRing(signing: ChecksumKey(kid: "a1", secret: 1)),
                            refresh: KeyRing(signing: ChecksumKey(kid: "r1", secret: 2)), clock: clock,
-                           decoyHash: "plain:\u{0}never", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+                           hasher: PlainHasher(), decoyHash: "plain:\u{0}never", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
     func call(_ method: String, _ path: String, json: String? = nil, bearer: String? = nil,

@@ -1,0 +1,113 @@
+public import AuthCore
+internal import CXCrypt
+internal import Dispatch
+internal import Glibc
+internal import Synchronization
+
+/// The password lane: a few dedicated bcrypt threads, at a lower scheduling priority than
+/// the request workers, fed from a bounded queue.
+///
+/// A login storm then costs token checks little: the lane's threads take whatever CPU
+/// the workers leave (Linux weighs nice 10 at about a tenth of nice 0), the workers only
+/// wait on a semaphore, and when the queue is full a login is refused at once with
+/// `HashingBusy` (503) instead of tying up another worker.
+public final class BcryptLane: PasswordHasher, @unchecked Sendable {
+    // @unchecked: the queue is behind a Mutex, the semaphores are thread-safe, and each
+    // Bcrypt buffer belongs to one lane thread.
+
+    /// How long a request waits for its turn before it is told to retry.
+    static let maxWait = DispatchTimeInterval.seconds(5)
+    /// The niceness of the lane's threads (the workers stay at the process's).
+    public static let niceness: Int32 = 10
+
+    private let jobs = Mutex<[Job]>([])
+    private let queued = DispatchSemaphore(value: 0)
+    private let maxQueued: Int
+    private let cost: Int
+
+    /// - Parameters:
+    ///   - cost: bcrypt cost of new hashes (4...31).
+    ///   - threads: hashes that may run at once (at most one per core makes sense).
+    ///   - maxQueued: requests that may wait for a thread before new ones get `HashingBusy`.
+    public init(cost: Int, threads: Int, maxQueued: Int) throws {
+        _ = try Bcrypt(cost: cost)  // validates the cost once, here
+        self.cost = cost
+        self.maxQueued = maxQueued
+        for _ in 0..<max(1, threads) {
+            let box = Unmanaged.passRetained(self)
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { raw in
+                let lane = Unmanaged<BcryptLane>.fromOpaque(raw!).takeRetainedValue()
+                lane.serve()
+                return nil
+            }, box.toOpaque())
+            guard rc == 0 else {
+                box.release()
+                throw CryptoError.invalidArgument("pthread_create", "errno \(rc)")
+            }
+            pthread_detach(thread)
+        }
+    }
+
+    public func hash(_ password: String) throws -> String {
+        try run { try $0.hash(password) }
+    }
+
+    public func verify(_ password: String, against hash: String) throws -> Bool {
+        try run { $0.verify(password, against: hash) }
+    }
+
+    /// Runs `work` on a lane thread and waits for it.
+    func run<T>(_ work: @escaping (Bcrypt) throws -> T) throws -> T {
+        var result: Result<T, any Error>?
+        let job = Job { bcrypt in result = Result { try work(bcrypt) } }
+        let accepted = jobs.withLock { q -> Bool in
+            guard q.count < maxQueued else { return false }
+            q.append(job)
+            return true
+        }
+        guard accepted else { throw HashingBusy() }
+        queued.signal()
+        if job.done.wait(timeout: .now() + Self.maxWait) == .timedOut {
+            // Still queued: withdraw it. Already running: it ends within one hash.
+            if job.claim(.cancelled) { throw HashingBusy() }
+            job.done.wait()
+        }
+        // The lane thread wrote `result` before signalling `done`.
+        return try result!.get()
+    }
+
+    /// A lane thread: lower priority, its own bcrypt buffer, jobs in arrival order.
+    private func serve() {
+        _ = authd_set_thread_niceness(Self.niceness)
+        guard let bcrypt = try? Bcrypt(cost: cost) else { return }
+        while true {
+            queued.wait()
+            guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+            guard job.claim(.running) else { continue }  // its request gave up waiting
+            job.work(bcrypt)
+            job.done.signal()
+        }
+    }
+
+    /// Requests waiting for a lane thread, for tests.
+    var queuedCount: Int { jobs.withLock { $0.count } }
+
+    /// The niceness of the calling thread, for tests.
+    static func currentThreadNiceness() -> Int32 { authd_thread_niceness() }
+
+    private final class Job: @unchecked Sendable {
+        enum State: UInt8 { case queued, running, cancelled }
+        let work: (Bcrypt) -> Void
+        let done = DispatchSemaphore(value: 0)
+        private let state = Atomic<UInt8>(State.queued.rawValue)
+
+        init(_ work: @escaping (Bcrypt) -> Void) { self.work = work }
+
+        /// Moves a queued job to `next`; false when the lane thread or the waiter got
+        /// there first.
+        func claim(_ next: State) -> Bool {
+            state.compareExchange(expected: State.queued.rawValue, desired: next.rawValue, ordering: .acquiringAndReleasing).exchanged
+        }
+    }
+}
