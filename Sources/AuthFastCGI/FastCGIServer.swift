@@ -4,6 +4,11 @@ public import AuthCore
 import Logging
 import Synchronization
 
+/// One worker's published idle connection.
+private final class IdleSlot: Sendable {
+    let fd = Atomic<Int32>(-1)
+}
+
 /// A worker thread's entry point, boxed to cross `pthread_create`'s `void *`.
 private final class WorkerJob {
     let body: () -> Void
@@ -32,7 +37,8 @@ public final class FastCGIServer: @unchecked Sendable {
     // Written once by `stop()` before the wake-up connects; read by workers after accept fails.
     private let stopping = Atomic<Bool>(false)
     /// Per worker: the kept-alive connection it is waiting on for a next request, or -1.
-    private let idle: Mutex<[Int32]>
+    /// One atomic per worker, never a shared lock: this is touched twice per request.
+    private let idle: [IdleSlot]
 
     /// Opens (or adopts) the listening socket.
     public init(listen: ListenAddress, service: AuthService, workers: Int, logger: Logger) throws {
@@ -54,7 +60,7 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         self.service = service
         self.workerCount = workers
-        self.idle = Mutex([Int32](repeating: -1, count: workers))
+        self.idle = (0..<workers).map { _ in IdleSlot() }
         self.logger = logger
     }
 
@@ -87,12 +93,13 @@ public final class FastCGIServer: @unchecked Sendable {
 
     /// Stops accepting: workers finish the request in hand, then exit. Returns when all did.
     public func stop() {
-        stopping.store(true, ordering: .releasing)
+        stopping.store(true, ordering: .sequentiallyConsistent)
         FCGX_ShutdownPending()
         // Workers waiting on a kept-alive connection for nginx's next request: end the
         // wait (a request already in the socket is still read and answered first).
-        idle.withLock { fds in
-            for fd in fds where fd >= 0 { shutdown(fd, Int32(SHUT_RD)) }
+        for slot in idle {
+            let fd = slot.fd.load(ordering: .sequentiallyConsistent)
+            if fd >= 0 { shutdown(fd, Int32(SHUT_RD)) }
         }
         // libfcgi checks the shutdown flag only around accept(); a connection that closes at
         // once wakes one blocked worker, which then sees the flag and returns.
@@ -116,10 +123,10 @@ public final class FastCGIServer: @unchecked Sendable {
             // same connection: publish it as idle so that stop() can end the wait, then
             // look at the flag (in this order, so that stop() either sees the connection
             // or this thread sees the flag).
-            idle.withLock { $0[index] = request.pointee.ipcFd }
-            if stopping.load(ordering: .acquiring) { return }
+            idle[index].fd.store(request.pointee.ipcFd, ordering: .sequentiallyConsistent)
+            if stopping.load(ordering: .sequentiallyConsistent) { return }
             let rc = FCGX_Accept_r(request)
-            idle.withLock { $0[index] = -1 }
+            idle[index].fd.store(-1, ordering: .sequentiallyConsistent)
             if rc < 0 {
                 if stopping.load(ordering: .acquiring) { return }
                 logger.error("FCGX_Accept_r failed", metadata: ["rc": "\(rc)"])
