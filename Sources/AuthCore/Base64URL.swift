@@ -1,13 +1,24 @@
 /// Base64url without padding (RFC 4648 §5), as JWS uses it (RFC 7515 §2).
 public enum Base64URL {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// The character for a 6-bit value (A-Z a-z 0-9 - _).
+    @inline(__always)
+    static func character(_ v: UInt8) -> UInt8 {
+        v < 26 ? v &+ 65 : v < 52 ? v &+ 71 : v < 62 ? v &- 4 : v == 62 ? 45 : 95
+    }
 
-    /// Maps an ASCII byte to its 6-bit value, 0xFF for bytes outside the alphabet.
-    private static let table: [UInt8] = {
-        var t = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in alphabet.enumerated() { t[Int(c)] = UInt8(i) }
-        return t
-    }()
+    /// The 6-bit value of a base64url character, 0xFF for any other byte. Branches, not a
+    /// table: no lazy-global check and no bounds check on the token path.
+    @inline(__always)
+    static func value(_ c: UInt8) -> UInt8 {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): c &- 65
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): c &- 71
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c &+ 4
+        case UInt8(ascii: "-"): 62
+        case UInt8(ascii: "_"): 63
+        default: 0xFF
+        }
+    }
 
     public static func encode<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
         var out = [UInt8]()
@@ -15,12 +26,12 @@ public enum Base64URL {
         var it = bytes.makeIterator()
         while let b0 = it.next() {
             let b1 = it.next(), b2 = it.next()
-            out.append(alphabet[Int(b0 >> 2)])
-            out.append(alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)])
+            out.append(character(b0 >> 2))
+            out.append(character((b0 & 0x03) << 4 | (b1 ?? 0) >> 4))
             guard let b1 else { break }
-            out.append(alphabet[Int((b1 & 0x0F) << 2 | (b2 ?? 0) >> 6)])
+            out.append(character((b1 & 0x0F) << 2 | (b2 ?? 0) >> 6))
             guard let b2 else { break }
-            out.append(alphabet[Int(b2 & 0x3F)])
+            out.append(character(b2 & 0x3F))
         }
         return String(decoding: out, as: UTF8.self)
     }
@@ -36,7 +47,7 @@ public enum Base64URL {
         var acc: UInt32 = 0
         var bits = 0
         for c in text {
-            let v = table[Int(c)]
+            let v = value(c)
             if v == 0xFF { return nil }
             acc = acc << 6 | UInt32(v)
             bits += 6

@@ -184,18 +184,25 @@ public final class FastCGIServer: @unchecked Sendable {
     private func write(_ response: Response, to stream: UnsafeMutablePointer<FCGX_Stream>?) {
         var out = [UInt8]()
         out.reserveCapacity(160 + response.body.count)
-        func line(_ parts: String...) {
-            for p in parts { out.append(contentsOf: p.utf8) }
-            out.append(contentsOf: [0x0D, 0x0A])
-        }
-        line("Status: ", String(response.status), " ", Response.reason(response.status))
+        let crlf: [UInt8] = [0x0D, 0x0A]
+        out += "Status: ".utf8
+        out += String(response.status).utf8
+        out.append(0x20)
+        out += Response.reason(response.status).utf8
+        out += crlf
         if !response.body.isEmpty {
-            line("Content-Type: application/json")
-            line("Content-Length: ", String(response.body.count))
+            out += "Content-Type: application/json\r\nContent-Length: ".utf8
+            out += String(response.body.count).utf8
+            out += crlf
         }
-        for (name, value) in response.headers { line(name, ": ", value) }
-        out.append(contentsOf: [0x0D, 0x0A])
-        out.append(contentsOf: response.body)
+        for (name, value) in response.headers {
+            out += name.utf8
+            out += ": ".utf8
+            out += value.utf8
+            out += crlf
+        }
+        out += crlf
+        out += response.body
         out.withUnsafeBytes { buf in
             _ = FCGX_PutStr(buf.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(buf.count), stream)
         }
