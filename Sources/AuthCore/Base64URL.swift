@@ -21,19 +21,25 @@ public enum Base64URL {
     }
 
     public static func encode<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
-        var it = bytes.makeIterator()
-        while let b0 = it.next() {
-            let b1 = it.next(), b2 = it.next()
-            out.append(character(b0 >> 2))
-            out.append(character((b0 & 0x03) << 4 | (b1 ?? 0) >> 4))
-            guard let b1 else { break }
-            out.append(character((b1 & 0x0F) << 2 | (b2 ?? 0) >> 6))
-            guard let b2 else { break }
-            out.append(character(b2 & 0x3F))
+        let n = bytes.count
+        let length = n / 3 * 4 + [0, 2, 3][n % 3]
+        return String(unsafeUninitializedCapacity: length) { out in
+            var o = 0
+            var it = bytes.makeIterator()
+            while let b0 = it.next() {
+                let b1 = it.next(), b2 = it.next()
+                out[o] = character(b0 >> 2)
+                out[o + 1] = character((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)
+                o += 2
+                guard let b1 else { break }
+                out[o] = character((b1 & 0x0F) << 2 | (b2 ?? 0) >> 6)
+                o += 1
+                guard let b2 else { break }
+                out[o] = character(b2 & 0x3F)
+                o += 1
+            }
+            return o
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes unpadded base64url. Nil for any byte outside the alphabet, for padding,
