@@ -4,6 +4,39 @@ public import AuthCore
 import Logging
 import Synchronization
 
+/// The FastCGI params authd reads, picked out in one pass over `envp` (each
+/// `FCGX_GetParam` would scan all of nginx's params again). The first of a repeated
+/// name wins, as with `FCGX_GetParam`.
+struct Params {
+    var method, documentURI, requestURI, contentLength, contentType: String?
+    var authorization, userAgent, remoteAddress, requestID: String?
+
+    init(_ envp: FCGX_ParamArray?) {
+        guard var entry = envp else { return }
+        while let pair = entry.pointee {
+            defer { entry += 1 }
+            guard let eq = strchr(pair, 0x3D) else { continue }  // "NAME=value"
+            let nameLength = pair.distance(to: eq)
+            let value = { String(cString: eq + 1) }
+            func named(_ name: StaticString) -> Bool {
+                name.utf8CodeUnitCount == nameLength && memcmp(pair, name.utf8Start, nameLength) == 0
+            }
+            switch (nameLength, pair[0]) {
+            case (14, 0x52) where named("REQUEST_METHOD"): method = method ?? value()
+            case (12, 0x44) where named("DOCUMENT_URI"): documentURI = documentURI ?? value()
+            case (11, 0x52) where named("REQUEST_URI"): requestURI = requestURI ?? value()
+            case (14, 0x43) where named("CONTENT_LENGTH"): contentLength = contentLength ?? value()
+            case (12, 0x43) where named("CONTENT_TYPE"): contentType = contentType ?? value()
+            case (18, 0x48) where named("HTTP_AUTHORIZATION"): authorization = authorization ?? value()
+            case (15, 0x48) where named("HTTP_USER_AGENT"): userAgent = userAgent ?? value()
+            case (11, 0x52) where named("REMOTE_ADDR"): remoteAddress = remoteAddress ?? value()
+            case (10, 0x52) where named("REQUEST_ID"): requestID = requestID ?? value()
+            default: break
+            }
+        }
+    }
+}
+
 /// One worker's published idle connection.
 private final class IdleSlot: Sendable {
     let fd = Atomic<Int32>(-1)
@@ -140,13 +173,10 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     private func respond(_ r: FCGX_Request, _ worker: Worker, _ scratch: UnsafeMutableBufferPointer<CChar>) -> Response {
-        func param(_ name: String) -> String? {
-            guard let value = FCGX_GetParam(name, r.envp) else { return nil }
-            return String(cString: value)
-        }
-        let method = param("REQUEST_METHOD") ?? "GET"
-        let path = param("DOCUMENT_URI") ?? param("REQUEST_URI").map { String($0.prefix { $0 != "?" }) } ?? "/"
-        let declared = param("CONTENT_LENGTH").flatMap { Int($0) } ?? 0
+        let p = Params(r.envp)
+        let method = p.method ?? "GET"
+        let path = p.documentURI ?? p.requestURI.map { String($0.prefix { $0 != "?" }) } ?? "/"
+        let declared = p.contentLength.flatMap { Int($0) } ?? 0
         guard declared <= Self.maxBody else {
             drain(r.in)
             return APIError.bodyTooLarge.response
@@ -163,9 +193,8 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         let body = Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[..<count]))
         let request = Request(
-            method: method, path: path, contentType: param("CONTENT_TYPE"),
-            authorization: param("HTTP_AUTHORIZATION"), userAgent: param("HTTP_USER_AGENT") ?? "",
-            remoteAddress: param("REMOTE_ADDR") ?? "", requestID: param("REQUEST_ID") ?? "", body: body)
+            method: method, path: path, contentType: p.contentType, authorization: p.authorization,
+            userAgent: p.userAgent ?? "", remoteAddress: p.remoteAddress ?? "", requestID: p.requestID ?? "", body: body)
         return service.handle(request, worker: worker)
     }
 
