@@ -197,8 +197,9 @@ enum ClaimsReader {
     /// with unescaped ASCII strings and plain integers, no white space. Anything else
     /// returns nil and takes the general parser, so both paths accept the same tokens.
     static func flat(_ p: [UInt8]) -> Claims? {
-        var strings: [String?] = [nil, nil, nil, nil, nil]  // iss sub aud jti sid
-        var numbers: [Int64?] = [nil, nil, nil]              // iat exp nbf
+        // Locals rather than arrays: nothing allocated but the claim strings themselves.
+        var iss: String?, sub: String?, aud: String?, jti: String?, sid: String?
+        var iat: Int64?, exp: Int64?, nbf: Int64?
         var i = 0
         let n = p.count
         guard n > 2, p[0] == UInt8(ascii: "{"), p[n - 1] == UInt8(ascii: "}") else { return nil }
@@ -209,29 +210,29 @@ enum ClaimsReader {
             let name = (p[i + 1], p[i + 2], p[i + 3])
             i += 6
             if p[i] == UInt8(ascii: "\"") {
-                let slot: Int
-                switch name {
-                case (0x69, 0x73, 0x73): slot = 0 // iss
-                case (0x73, 0x75, 0x62): slot = 1 // sub
-                case (0x61, 0x75, 0x64): slot = 2 // aud
-                case (0x6A, 0x74, 0x69): slot = 3 // jti
-                case (0x73, 0x69, 0x64): slot = 4 // sid
-                default: return nil
-                }
                 let start = i + 1
                 var j = start
                 while j < n, p[j] != UInt8(ascii: "\""), p[j] != UInt8(ascii: "\\"), p[j] >= 0x20, p[j] < 0x80 { j += 1 }
-                guard j < n, p[j] == UInt8(ascii: "\""), strings[slot] == nil else { return nil }
-                strings[slot] = String(decoding: p[start..<j], as: UTF8.self)
-                i = j + 1
-            } else {
-                let slot: Int
+                guard j < n, p[j] == UInt8(ascii: "\"") else { return nil }
+                let value = String(decoding: p[start..<j], as: UTF8.self)
+                // Each claim once: a repeated key leaves the general parser to refuse it.
+                func set(_ slot: inout String?) -> Bool {
+                    guard slot == nil else { return false }
+                    slot = value
+                    return true
+                }
+                let fresh: Bool
                 switch name {
-                case (0x69, 0x61, 0x74): slot = 0 // iat
-                case (0x65, 0x78, 0x70): slot = 1 // exp
-                case (0x6E, 0x62, 0x66): slot = 2 // nbf
+                case (0x69, 0x73, 0x73): fresh = set(&iss)
+                case (0x73, 0x75, 0x62): fresh = set(&sub)
+                case (0x61, 0x75, 0x64): fresh = set(&aud)
+                case (0x6A, 0x74, 0x69): fresh = set(&jti)
+                case (0x73, 0x69, 0x64): fresh = set(&sid)
                 default: return nil
                 }
+                guard fresh else { return nil }
+                i = j + 1
+            } else {
                 var j = i
                 var negative = false
                 if p[j] == UInt8(ascii: "-") { negative = true; j += 1 }
@@ -239,19 +240,24 @@ enum ClaimsReader {
                 let digits = j
                 while j < n, p[j] >= 0x30, p[j] <= 0x39, j - digits < 15 { value = value * 10 + Int64(p[j] - 0x30); j += 1 }
                 // No leading zeros, at most 15 digits, and an integer must end here.
-                guard j > digits, j < n, p[digits] != 0x30 || j == digits + 1, numbers[slot] == nil,
+                guard j > digits, j < n, p[digits] != 0x30 || j == digits + 1,
                       p[j] == UInt8(ascii: ",") || p[j] == UInt8(ascii: "}")
                 else { return nil }
-                numbers[slot] = negative ? -value : value
+                let number = negative ? -value : value
+                switch name {
+                case (0x69, 0x61, 0x74) where iat == nil: iat = number
+                case (0x65, 0x78, 0x70) where exp == nil: exp = number
+                case (0x6E, 0x62, 0x66) where nbf == nil: nbf = number
+                default: return nil
+                }
                 i = j
             }
             if p[i] == UInt8(ascii: "}") { guard i == n - 1 else { return nil }; break }
             guard p[i] == UInt8(ascii: ",") else { return nil }
             i += 1
         }
-        guard let iss = strings[0], let sub = strings[1], let aud = strings[2], let jti = strings[3], let sid = strings[4],
-              let iat = numbers[0], let exp = numbers[1] else { return nil }
+        guard let iss, let sub, let aud, let jti, let sid, let iat, let exp else { return nil }
         return Claims(issuer: iss, subject: UserID(sub), audience: aud, issuedAt: iat, expiresAt: exp,
-                      notBefore: numbers[2], id: jti, session: SessionID(sid))
+                      notBefore: nbf, id: jti, session: SessionID(sid))
     }
 }

@@ -165,6 +165,7 @@ extension String {
         #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}x"#,
         #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1",}"#,
         #"{"iss":"authd","sub":"u1","aud":"u1","iat":-0,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"exp":3000,"jti":"j1","sid":"s1"}"#,
     ])
     func neverDisagreesWithTheGeneralParser(_ text: String) throws {
         let payload = Array(text.utf8)
