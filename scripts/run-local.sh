@@ -45,7 +45,7 @@ if [[ -n ${AUTHD_BIN:-} ]]; then
     log "using AUTHD_BIN=$bin (not building)"
 else
     log "building authd (release)"
-    swift build -c release
+    swift build -c release --static-swift-stdlib
     bin=$root/.build/release/authd
 fi
 [[ -x $bin ]] || die "no executable authd at $bin"

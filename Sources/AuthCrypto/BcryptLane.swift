@@ -8,7 +8,7 @@ internal import Synchronization
 /// the request workers, fed from a bounded queue.
 ///
 /// A login storm then costs token checks little: the lane's threads take whatever CPU
-/// the workers leave (Linux weighs nice 10 at about a tenth of nice 0), the workers only
+/// the workers leave (Linux weighs nice 19 at 1.5 % of nice 0), the workers only
 /// wait on a semaphore, and when the queue is full a login is refused at once with
 /// `HashingBusy` (503) instead of tying up another worker.
 public final class BcryptLane: PasswordHasher, @unchecked Sendable {
@@ -17,8 +17,9 @@ public final class BcryptLane: PasswordHasher, @unchecked Sendable {
 
     /// How long a request waits for its turn before it is told to retry.
     static let maxWait = DispatchTimeInterval.seconds(5)
-    /// The niceness of the lane's threads (the workers stay at the process's).
-    public static let niceness: Int32 = 10
+    /// The niceness of the lane's threads (the workers stay at the process's): the
+    /// lowest, so that bcrypt takes only the CPU that token checks leave over.
+    public static let niceness: Int32 = 19
 
     private let jobs = Mutex<[Job]>([])
     private let queued = DispatchSemaphore(value: 0)
@@ -69,8 +70,14 @@ public final class BcryptLane: PasswordHasher, @unchecked Sendable {
         guard accepted else { throw HashingBusy() }
         queued.signal()
         if job.done.wait(timeout: .now() + Self.maxWait) == .timedOut {
-            // Still queued: withdraw it. Already running: it ends within one hash.
-            if job.claim(.cancelled) { throw HashingBusy() }
+            // Still queued: withdraw it, so that the queue counts only real waiters.
+            // Already taken by a lane thread: it ends within one hash.
+            let withdrawn = jobs.withLock { q -> Bool in
+                guard let i = q.firstIndex(where: { $0 === job }) else { return false }
+                q.remove(at: i)
+                return true
+            }
+            if withdrawn { throw HashingBusy() }
             job.done.wait()
         }
         // The lane thread wrote `result` before signalling `done`.
@@ -83,8 +90,8 @@ public final class BcryptLane: PasswordHasher, @unchecked Sendable {
         guard let bcrypt = try? Bcrypt(cost: cost) else { return }
         while true {
             queued.wait()
+            // Empty when the job this signal was for has been withdrawn.
             guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
-            guard job.claim(.running) else { continue }  // its request gave up waiting
             job.work(bcrypt)
             job.done.signal()
         }
@@ -97,17 +104,10 @@ public final class BcryptLane: PasswordHasher, @unchecked Sendable {
     static func currentThreadNiceness() -> Int32 { authd_thread_niceness() }
 
     private final class Job: @unchecked Sendable {
-        enum State: UInt8 { case queued, running, cancelled }
+        // @unchecked: `work` runs on one lane thread; `done` orders it before the waiter reads.
         let work: (Bcrypt) -> Void
         let done = DispatchSemaphore(value: 0)
-        private let state = Atomic<UInt8>(State.queued.rawValue)
 
         init(_ work: @escaping (Bcrypt) -> Void) { self.work = work }
-
-        /// Moves a queued job to `next`; false when the lane thread or the waiter got
-        /// there first.
-        func claim(_ next: State) -> Bool {
-            state.compareExchange(expected: State.queued.rawValue, desired: next.rawValue, ordering: .acquiringAndReleasing).exchanged
-        }
     }
 }

@@ -48,3 +48,22 @@ import Testing
         finished.wait()
     }
 }
+
+extension BcryptLaneTests {
+    /// A request that gave up waiting leaves the queue, so it does not count against
+    /// later ones (a storm of timed-out logins must not refuse every login after it).
+    @Test func withdrawnRequestsFreeTheirPlace() throws {
+        let lane = try BcryptLane(cost: 4, threads: 1, maxQueued: 1)
+        let started = DispatchSemaphore(value: 0), gate = DispatchSemaphore(value: 0), finished = DispatchGroup()
+        DispatchQueue.global().async(group: finished) {
+            _ = try? lane.run { _ in started.signal(); gate.wait() }
+        }
+        started.wait()
+        // Queued behind the blocked thread for BcryptLane.maxWait (5 s), then withdrawn.
+        #expect(throws: HashingBusy.self) { try lane.hash("gives-up") }
+        #expect(lane.queuedCount == 0)
+        gate.signal()
+        finished.wait()
+        #expect(try lane.verify("pw-123456", against: try lane.hash("pw-123456")))
+    }
+}
