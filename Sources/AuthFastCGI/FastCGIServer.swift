@@ -102,7 +102,8 @@ public final class FastCGIServer: @unchecked Sendable {
         // glibc gives each thread that allocates an arena of its own (up to 8 per core);
         // with a hundred mostly idle workers that is resident memory for nothing, and a
         // request allocates little.
-        _ = mallopt(M_ARENA_MAX, 2)
+        // MALLOC_ARENA_MAX in the environment (glibc's own tunable) still wins.
+        if getenv("MALLOC_ARENA_MAX") == nil { _ = mallopt(M_ARENA_MAX, 2) }
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
