@@ -7,8 +7,8 @@ internal import Synchronization
 /// The password lane: a few dedicated bcrypt threads, at a lower scheduling priority than
 /// the request workers, fed from a bounded queue.
 ///
-/// A login storm then costs token checks little: the lane's threads take whatever CPU
-/// the workers leave (Linux weighs nice 19 at 1.5 % of nice 0), the workers only
+/// A login storm then costs token checks little: the lane's threads are SCHED_IDLE
+/// (nice 19 where that is refused), so they take only the CPU the workers leave, the workers only
 /// wait on a semaphore, and when the queue is full a login is refused at once with
 /// `HashingBusy` (503) instead of tying up another worker.
 public final class BcryptLane: PasswordHasher, @unchecked Sendable {
@@ -86,7 +86,10 @@ public final class BcryptLane: PasswordHasher, @unchecked Sendable {
 
     /// A lane thread: lower priority, its own bcrypt buffer, jobs in arrival order.
     private func serve() {
+        // SCHED_IDLE: bcrypt runs only on CPU nothing else wants; nice 19 covers kernels or
+        // sandboxes that refuse the policy change.
         _ = authd_set_thread_niceness(Self.niceness)
+        _ = authd_set_thread_idle_policy()
         guard let bcrypt = try? Bcrypt(cost: cost) else { return }
         while true {
             queued.wait()
@@ -99,6 +102,9 @@ public final class BcryptLane: PasswordHasher, @unchecked Sendable {
 
     /// Requests waiting for a lane thread, for tests.
     var queuedCount: Int { jobs.withLock { $0.count } }
+
+    /// The scheduling policy of the calling thread (5 is SCHED_IDLE), for tests.
+    static func currentThreadPolicy() -> Int32 { authd_thread_policy() }
 
     /// The niceness of the calling thread, for tests.
     static func currentThreadNiceness() -> Int32 { authd_thread_niceness() }

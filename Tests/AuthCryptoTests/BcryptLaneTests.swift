@@ -19,6 +19,9 @@ import Testing
         let niceness = try lane.run { _ in BcryptLane.currentThreadNiceness() }
         #expect(niceness == BcryptLane.currentThreadNiceness() + BcryptLane.niceness
                 || niceness == 19, "lane thread niceness \(niceness)")
+        let sched_idle: Int32 = 5
+        #expect(try lane.run { _ in BcryptLane.currentThreadPolicy() } == sched_idle)
+        #expect(BcryptLane.currentThreadPolicy() != sched_idle, "the caller keeps its policy")
     }
 
     @Test func parallelRequestsAllComplete() throws {
