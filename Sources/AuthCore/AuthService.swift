@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 /// What one worker thread owns: its store connection.
 public struct Worker {
@@ -23,6 +24,11 @@ public final class AuthService: Sendable {
     /// against it so that a login takes as long whether or not the user exists.
     let decoyHash: String
     let jwksBody: [UInt8]
+    /// Requests inside `handle` right now, across all workers.
+    let inFlight = Atomic<Int>(0)
+    /// Above this many requests in flight a login or registration is refused (503) rather
+    /// than parked on a worker for bcrypt: the rest of the workers stay free for token checks.
+    let passwordAdmissionLimit: Int
 
     public init(config: Config, access: KeyRing, refresh: KeyRing, clock: any Clock,
                 hasher: any PasswordHasher, decoyHash: String, logger: Logger) {
@@ -31,6 +37,7 @@ public final class AuthService: Sendable {
         self.refresh = TokenCodec(kind: .refresh, keys: refresh, issuer: config.issuer, leeway: config.leeway)
         self.clock = clock
         self.hasher = hasher
+        passwordAdmissionLimit = max(1, config.workers - config.workers * 3 / 8)
         self.decoyHash = decoyHash
         self.logger = logger
         jwksBody = Response.json(200) { w in
@@ -53,6 +60,8 @@ public final class AuthService: Sendable {
         case .wrongMethod(let allow):
             return APIError(405, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
         }
+        inFlight.add(1, ordering: .relaxed)
+        defer { inFlight.subtract(1, ordering: .relaxed) }
         do {
             return try dispatch(handler, request, worker)
         } catch let error as APIError {

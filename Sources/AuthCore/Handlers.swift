@@ -4,6 +4,7 @@ extension AuthService {
     /// POST /auth/register: 201 with a token pair, 409 when the name is taken, 422 on bad fields.
     func register(_ request: Request, _ worker: Worker) throws -> Response {
         let (username, password) = try Validation.credentials(request)
+        try admitPasswordWork()
         // The name is reserved before the (slow) hash, so concurrent duplicates get 409 at
         // once; a reservation left by a crash expires by itself.
         let id = UserID(randomID())
@@ -30,6 +31,7 @@ extension AuthService {
         } catch {
             throw error.status == 422 ? APIError(400, "Invalid username/password") : error
         }
+        try admitPasswordWork()
         let user = try worker.store.user(named: username)
         let hash = user?.passwordHash ?? decoyHash
         let matches = try hasher.verify(password, against: hash)
@@ -108,6 +110,12 @@ extension AuthService {
 
 extension AuthService {
     static let usernameTaken = APIError(409, "Username is already registered")
+
+    /// A bcrypt keeps a worker thread waiting; when most workers are already busy, the
+    /// login is refused at once (503) instead, so a login storm cannot starve token checks.
+    func admitPasswordWork() throws {
+        guard inFlight.load(ordering: .relaxed) <= passwordAdmissionLimit else { throw HashingBusy() }
+    }
     /// How long a registration may take between reserving the name and storing the user.
     static let reservationTTL: Int64 = 60
 

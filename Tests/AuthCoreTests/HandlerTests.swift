@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import Testing
 @testable import AuthCore
@@ -272,5 +273,47 @@ extension HandlerTests {
         #expect(call("HEAD", "/healthz").status == 200)
         #expect(call("POST", "/healthz", json: "{}").header("Allow") == "GET, HEAD")
         #expect(call("HEAD", "/auth/login").status == 405)
+    }
+}
+
+/// Blocks every hash until released, to hold logins in flight.
+final class GatedHasher: PasswordHasher, @unchecked Sendable {
+    let entered = DispatchSemaphore(value: 0)
+    let gate = DispatchSemaphore(value: 0)
+    func hash(_ password: String) throws -> String { "plain:" + password }
+    func verify(_ password: String, against hash: String) throws -> Bool {
+        entered.signal()
+        gate.wait()
+        return hash == "plain:" + password
+    }
+}
+
+extension HandlerTests {
+    /// With most workers busy, a login is refused at once instead of parking a worker.
+    @Test func loginsAreRefusedWhenMostWorkersAreBusy() throws {
+        let hasher = GatedHasher()
+        let config = try Config(env: ["ACCESS_TOKEN_SECRET": String(repeating: "a", count: 32),
+                                      "REFRESH_TOKEN_SECRET": String(repeating: "b", count: 32), "WORKERS": "8"])
+        let service = AuthService(config: config, access: KeyRing(signing: ChecksumKey(kid: "a1", secret: 1)),
+                                  refresh: KeyRing(signing: ChecksumKey(kid: "r1", secret: 2)), clock: clock,
+                                  hasher: hasher, decoyHash: "plain:x", logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let login = Request(method: "POST", path: "/auth/login", contentType: "application/json",
+                            body: Array(#"{"username":"nobody","password":"password1"}"#.utf8))
+        let limit = service.passwordAdmissionLimit
+        #expect(limit == 5)
+        let done = DispatchGroup()
+        let store = self.store
+        for _ in 0..<limit {
+            DispatchQueue.global().async(group: done) { _ = service.handle(login, worker: Worker(store: store)) }
+            hasher.entered.wait()
+        }
+        let refused = service.handle(login, worker: Worker(store: store))
+        #expect(refused.status == 503 && refused.header("Retry-After") == "1")
+        #expect(service.handle(Request(method: "GET", path: "/healthz"), worker: Worker(store: store)).status == 200)
+        for _ in 0..<limit { hasher.gate.signal() }
+        done.wait()
+        let admitted = DispatchQueue.global()
+        admitted.async { hasher.gate.signal() }
+        #expect(service.handle(login, worker: Worker(store: store)).status == 401)
     }
 }
