@@ -43,6 +43,8 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin ;; esac
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+. "$root/scripts/proc.sh"  # alive, stop_one, wait_for
+PROC_HINT=" (logs in $work)"
 
 # --- settings -----------------------------------------------------------------------
 if [[ ${QUICK:-0} == 1 ]]; then
@@ -142,30 +144,7 @@ forget() {
 }
 sampler_flag=$work/sampling
 
-alive() {
-    local stat
-    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
 
-# stop_one NAME PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL; reap it.
-stop_one() {
-    local name=$1 pid=$2 timeout=$3 i=0
-    [[ -n $pid ]] || return 0
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        while alive "$pid" && (( i < timeout * 10 )); do
-            sleep 0.1
-            i=$((i + 1))
-        done
-        if alive "$pid"; then
-            log "$name (pid $pid) did not stop within ${timeout}s: SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 stop_nginx() {
     local pid
@@ -209,17 +188,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo >&2; log "interrupted; stopping everything"; exit 130' INT TERM
 
-# wait_for NAME PID SECONDS COMMAND...: until COMMAND succeeds; fail if NAME exits.
-wait_for() {
-    local name=$1 pid=$2 timeout=$3 i=0
-    shift 3
-    until "$@" >/dev/null 2>&1; do
-        alive "$pid" || die "$name exited during start-up (logs in $work)"
-        (( i < timeout * 10 )) || die "$name not ready after ${timeout}s (logs in $work)"
-        sleep 0.1
-        i=$((i + 1))
-    done
-}
 
 # utime + stime of a process, in clock ticks (0 without a pid).
 cpu_ticks() {

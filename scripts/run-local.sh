@@ -27,6 +27,7 @@ port=${HTTP_PORT:-8080}
 
 log() { printf 'run-local: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+. "$root/scripts/proc.sh"  # alive, stop_one, wait_for
 
 [[ $port =~ ^[0-9]+$ && $port -ge 1 && $port -le 65535 ]] || die "HTTP_PORT must be a port number, not '$port'"
 if [[ $var == *[\"\\\$\;[:space:]]* ]]; then
@@ -92,13 +93,6 @@ read -r my_pgid </proc/$$/stat
 my_pgid=${my_pgid##*) }
 read -r _ _ my_pgid _ <<<"$my_pgid"
 
-# True while $1 is running (an exited child of ours stays a zombie until reaped).
-alive() {
-    local stat
-    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
 
 # nginx workers of ours that outlived their master (they do not exit when the master
 # is killed): processes named nginx in our process group, once the master is gone.
@@ -118,24 +112,6 @@ nginx_leftovers() {
     done
 }
 
-# stop_one NAME PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL; reap it.
-stop_one() {
-    local name=$1 pid=$2 timeout=$3 i=0
-    [[ -n $pid ]] || return 0
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        while alive "$pid" && (( i < timeout * 10 )); do
-            sleep 0.1
-            i=$((i + 1))
-        done
-        if alive "$pid"; then
-            log "$name did not stop within ${timeout}s: SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-    return 0
-}
 
 stopped=false
 stop_all() {
@@ -168,17 +144,6 @@ finish() {
 trap stop_all EXIT
 trap 'echo >&2; finish 0 "stopping redis-server, authd and nginx"' INT TERM
 
-# wait_for NAME PID SECONDS COMMAND...: until COMMAND succeeds; fail if NAME exits.
-wait_for() {
-    local name=$1 pid=$2 timeout=$3 i=0
-    shift 3
-    until "$@" >/dev/null 2>&1; do
-        alive "$pid" || die "$name exited during start-up"
-        (( i < timeout * 10 )) || die "$name not ready after ${timeout}s"
-        sleep 0.1
-        i=$((i + 1))
-    done
-}
 
 redis_ready() { [[ $(redis-cli -s "$var/redis.sock" ping 2>/dev/null) == PONG ]]; }
 http_ready() { [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/healthz") == 200 ]]; }

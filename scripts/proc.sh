@@ -1,0 +1,43 @@
+# shellcheck shell=bash
+# Process helpers shared by scripts/run-local.sh and bench/run.sh (sourced, not run).
+# The caller defines log and die; PROC_HINT, if set, is appended to start-up failures
+# (e.g. " (logs in DIR)").
+
+# True while $1 is running (an exited child of ours stays a zombie until reaped).
+alive() {
+    local stat
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
+
+# stop_one NAME PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL; reap it.
+stop_one() {
+    local name=$1 pid=$2 timeout=$3 i=0
+    [[ -n $pid ]] || return 0
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        while alive "$pid" && (( i < timeout * 10 )); do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        if alive "$pid"; then
+            log "$name (pid $pid) did not stop within ${timeout}s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+    return 0
+}
+
+# wait_for NAME PID SECONDS COMMAND...: until COMMAND succeeds; fail if NAME exits.
+wait_for() {
+    local name=$1 pid=$2 timeout=$3 i=0
+    shift 3
+    until "$@" >/dev/null 2>&1; do
+        alive "$pid" || die "$name exited during start-up${PROC_HINT:-}"
+        (( i < timeout * 10 )) || die "$name not ready after ${timeout}s${PROC_HINT:-}"
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
