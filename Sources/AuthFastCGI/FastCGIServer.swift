@@ -56,8 +56,8 @@ public struct FastCGIError: Error, CustomStringConvertible {
 }
 
 /// The libfcgi responder: `workers` OS threads, each blocking in `FCGX_Accept_r` with its
-/// own `FCGX_Request` and its own `Worker` (store connection, hashing buffer). The blocking
-/// C calls stay off Swift's cooperative pool.
+/// own `FCGX_Request` and its own `Worker` (its store connection). The blocking C calls
+/// stay off Swift's cooperative pool.
 public final class FastCGIServer: @unchecked Sendable {
     /// Bodies above this are refused with 413 (API.md; nginx enforces it too).
     public static let maxBody = 16 * 1024
@@ -67,7 +67,7 @@ public final class FastCGIServer: @unchecked Sendable {
     private let logger: Logger
     private var threads: [pthread_t] = []
     private let workerCount: Int
-    // Written once by `stop()` before the wake-up connects; read by workers after accept fails.
+    /// Set once by `stop()`; workers look at it before every wait for a request.
     private let stopping = Atomic<Bool>(false)
     /// Per worker: the kept-alive connection it is waiting on for a next request, or -1.
     /// One atomic per worker, never a shared lock: this is touched twice per request.
@@ -101,8 +101,7 @@ public final class FastCGIServer: @unchecked Sendable {
     public func start(makeWorker: @escaping @Sendable () -> Worker) throws {
         // glibc gives each thread that allocates an arena of its own (up to 8 per core);
         // with a hundred mostly idle workers that is resident memory for nothing, and a
-        // request allocates little.
-        // MALLOC_ARENA_MAX in the environment (glibc's own tunable) still wins.
+        // request allocates little. MALLOC_ARENA_MAX in the environment still wins.
         if getenv("MALLOC_ARENA_MAX") == nil { _ = mallopt(M_ARENA_MAX, 2) }
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
