@@ -288,14 +288,7 @@ parse_wrk() {
 # The commit being built (taken now: others may commit while the bench runs).
 git_rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git -C "$root" status --porcelain -- Sources Package.swift 2>/dev/null | wc -l)
-if [[ -n ${AUTHD_BIN:-} ]]; then
-    src_bin=$AUTHD_BIN
-    log "using AUTHD_BIN=$src_bin (not building)"
-else
-    log "building authd (swift build -c release --static-swift-stdlib)"
-    swift build -c release --static-swift-stdlib
-    src_bin=$root/.build/release/authd
-fi
+src_bin=$(authd_binary) || die "the release build failed"
 [[ -x $src_bin ]] || die "no executable authd at $src_bin"
 # A private copy: another build may replace .build/release/authd during the run.
 cp "$src_bin" "$work/authd"

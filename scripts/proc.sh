@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Process helpers shared by scripts/run-local.sh and bench/run.sh (sourced, not run).
-# The caller defines log and die; PROC_HINT, if set, is appended to start-up failures
-# (e.g. " (logs in DIR)").
+# The caller defines log, die and root (the checkout). PROC_HINT, if set, is appended
+# to start-up failures (e.g. " (logs in DIR)").
 
 # True while $1 is running (an exited child of ours stays a zombie until reaped).
 alive() {
@@ -40,4 +40,18 @@ wait_for() {
         sleep 0.1
         i=$((i + 1))
     done
+}
+
+# authd_binary: prints the authd to run: $AUTHD_BIN as given, or the binary of a static
+# release build made now (build output goes to stderr).
+# shellcheck disable=SC2154  # root is the caller's
+authd_binary() {
+    if [[ -n ${AUTHD_BIN:-} ]]; then
+        log "using AUTHD_BIN=$AUTHD_BIN (not building)"
+        echo "$AUTHD_BIN"
+    else
+        log "building authd (swift build -c release --static-swift-stdlib)"
+        swift build -c release --static-swift-stdlib >&2 || return 1
+        echo "$root/.build/release/authd"
+    fi
 }

@@ -41,14 +41,7 @@ fi
 # --- packages, build, secrets ------------------------------------------------------
 bash scripts/deps.sh
 
-if [[ -n ${AUTHD_BIN:-} ]]; then
-    bin=$AUTHD_BIN
-    log "using AUTHD_BIN=$bin (not building)"
-else
-    log "building authd (release)"
-    swift build -c release --static-swift-stdlib
-    bin=$root/.build/release/authd
-fi
+bin=$(authd_binary) || die "the release build failed"
 [[ -x $bin ]] || die "no executable authd at $bin"
 
 nginx_bin=$(command -v nginx || true)
