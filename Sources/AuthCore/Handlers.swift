@@ -17,7 +17,15 @@ extension AuthService {
             throw error
         }
         let user = UserRecord(id: id, username: username, passwordHash: hash, createdAt: clock.now())
-        guard try worker.store.createUser(user) else { throw Self.usernameTaken }
+        let created: Bool
+        do {
+            created = try worker.store.createUser(user)
+        } catch {
+            // Best effort: a retry should not find its own name taken for a minute.
+            try? worker.store.releaseUsername(username, for: id)
+            throw error
+        }
+        guard created else { throw Self.usernameTaken }
         logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
         return try startSession(for: user.id, request, worker, status: 201)
     }

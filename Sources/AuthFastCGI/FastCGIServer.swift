@@ -37,11 +37,6 @@ struct Params {
     }
 }
 
-/// One worker's published idle connection.
-private final class IdleSlot: Sendable {
-    let fd = Atomic<Int32>(-1)
-}
-
 /// A worker thread's entry point, boxed to cross `pthread_create`'s `void *`.
 private final class WorkerJob {
     let body: () -> Void
@@ -69,9 +64,9 @@ public final class FastCGIServer: @unchecked Sendable {
     private let workerCount: Int
     /// Set once by `stop()`; workers look at it before every wait for a request.
     private let stopping = Atomic<Bool>(false)
-    /// Per worker: the kept-alive connection it is waiting on for a next request, or -1.
-    /// One atomic per worker, never a shared lock: this is touched twice per request.
-    private let idle: [IdleSlot]
+    /// Readable once `stop()` has run (a byte is written and never read), so that every
+    /// worker waiting on a kept-alive connection wakes up.
+    private let stopPipe: (read: Int32, write: Int32)
 
     /// Opens (or adopts) the listening socket.
     public init(listen: ListenAddress, service: AuthService, workers: Int, logger: Logger) throws {
@@ -93,7 +88,9 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         self.service = service
         self.workerCount = workers
-        self.idle = (0..<workers).map { _ in IdleSlot() }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw FastCGIError(call: "pipe", code: errno) }
+        stopPipe = (fds[0], fds[1])
         self.logger = logger
     }
 
@@ -108,8 +105,8 @@ public final class FastCGIServer: @unchecked Sendable {
         defer { pthread_attr_destroy(&attributes) }
         // Handlers need little stack; 128 threads at the default 8 MiB would reserve 1 GiB.
         pthread_attr_setstacksize(&attributes, 256 * 1024)
-        for index in 0..<workerCount {
-            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(index: index, worker: makeWorker()) })
+        for _ in 0..<workerCount {
+            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(worker: makeWorker()) })
             var thread = pthread_t()
             let rc = pthread_create(&thread, &attributes, { raw in
                 let job = Unmanaged<WorkerJob>.fromOpaque(raw!).takeRetainedValue()
@@ -128,19 +125,16 @@ public final class FastCGIServer: @unchecked Sendable {
     public func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
         FCGX_ShutdownPending()
-        // Workers waiting on a kept-alive connection for nginx's next request: end the
-        // wait (a request already in the socket is still read and answered first).
-        for slot in idle {
-            let fd = slot.fd.load(ordering: .sequentiallyConsistent)
-            if fd >= 0 { shutdown(fd, Int32(SHUT_RD)) }
-        }
+        // Workers waiting on a kept-alive connection for nginx's next request wake up.
+        var byte: UInt8 = 1
+        _ = Glibc.write(stopPipe.write, &byte, 1)
         // libfcgi checks the shutdown flag only around accept(); a connection that closes at
         // once wakes one blocked worker, which then sees the flag and returns.
         for _ in 0..<workerCount { Self.poke(listenFD) }
         for thread in threads { pthread_join(thread, nil) }
     }
 
-    private func serve(index: Int, worker: Worker) {
+    private func serve(worker: Worker) {
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         defer { request.deallocate() }
         guard FCGX_InitRequest(request, listenFD, 0) == 0 else {
@@ -152,14 +146,13 @@ public final class FastCGIServer: @unchecked Sendable {
         let scratch = UnsafeMutableBufferPointer<CChar>.allocate(capacity: Self.maxBody + 1)
         defer { scratch.deallocate() }
         while true {
-            // With fastcgi_keep_conn, FCGX_Accept_r waits for nginx's next request on the
-            // same connection: publish it as idle so that stop() can end the wait, then
-            // look at the flag (in this order, so that stop() either sees the connection
-            // or this thread sees the flag).
-            idle[index].fd.store(request.pointee.ipcFd, ordering: .sequentiallyConsistent)
             if stopping.load(ordering: .sequentiallyConsistent) { return }
+            // With fastcgi_keep_conn, FCGX_Accept_r would block reading nginx's next request
+            // on the same connection, where stop() cannot reach it: wait for that request
+            // or for stop(), whichever comes first. (A closed connection also reads as
+            // ready: libfcgi then closes it and goes back to accept(), which stop() wakes.)
+            if request.pointee.ipcFd >= 0, !waitForNextRequest(on: request.pointee.ipcFd) { return }
             let rc = FCGX_Accept_r(request)
-            idle[index].fd.store(-1, ordering: .sequentiallyConsistent)
             if rc < 0 {
                 if stopping.load(ordering: .acquiring) { return }
                 logger.error("FCGX_Accept_r failed", metadata: ["rc": "\(rc)"])
@@ -170,6 +163,14 @@ public final class FastCGIServer: @unchecked Sendable {
             write(response, to: request.pointee.out)
             FCGX_Finish_r(request)
         }
+    }
+
+    /// False when stop() came first.
+    private func waitForNextRequest(on fd: Int32) -> Bool {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
+        while poll(&fds, 2, -1) < 0, errno == EINTR {}
+        return fds[1].revents == 0
     }
 
     private func respond(_ r: FCGX_Request, _ worker: Worker, _ scratch: UnsafeMutableBufferPointer<CChar>) -> Response {

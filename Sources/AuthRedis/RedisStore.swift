@@ -50,12 +50,20 @@ public final class RedisStore: AuthStore {
 
     public func user(named username: String) throws -> UserRecord? {
         let idReply = try run(["GET", RedisKey.username(username)])
-        guard case .string(let raw) = idReply else {
-            if idReply == .null { return nil }
-            throw unexpected("GET", idReply)
+        let id: UserID?
+        switch idReply {
+        case .string(let raw): id = UserID(String(decoding: raw, as: UTF8.self))
+        case .null: id = nil
+        default: throw unexpected("GET", idReply)
         }
-        return try user(id: UserID(String(decoding: raw, as: UTF8.self)))
+        // An unknown name costs the same two round trips as a known one (the second on a
+        // key that cannot exist), so a login's timing does not tell which it was.
+        let record = try user(id: id ?? Self.nobody)
+        return id == nil ? nil : record
     }
+
+    /// Not a possible user id (ids are base64url), so its key never exists.
+    private static let nobody = UserID("!")
 
     public func user(id: UserID) throws -> UserRecord? {
         let reply = try run(["HMGET", RedisKey.user(id), "username", "hash", "createdAt"])

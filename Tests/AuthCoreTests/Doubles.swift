@@ -45,6 +45,8 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
     var users: [String: UserRecord] = [:]
     var sessions: [String: [String: Session]] = [:]
     var down = false
+    /// Only createUser fails (a Redis error between reservation and storing the user).
+    var failCreateUser = false
     let clock: TestClock
 
     init(clock: TestClock) { self.clock = clock }
@@ -61,6 +63,7 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
     }
     func createUser(_ user: UserRecord) throws -> Bool {
         try check()
+        if failCreateUser { throw StoreUnavailable("createUser failed") }
         guard reserved[user.username] == user.id else { return false }
         reserved[user.username] = nil
         users[user.username] = user

@@ -317,3 +317,16 @@ extension HandlerTests {
         #expect(service.handle(login, worker: Worker(store: store)).status == 401)
     }
 }
+
+extension HandlerTests {
+    /// A store failure after the name was reserved answers 503 and gives the name back,
+    /// so the client's retry is not told 409 for a name that was never registered.
+    @Test func failedRegistrationReleasesTheName() {
+        store.failCreateUser = true
+        let body = #"{"username":"rhea","password":"password1"}"#
+        #expect(call("POST", "/auth/register", json: body).status == 503)
+        #expect(store.reserved["rhea"] == nil)
+        store.failCreateUser = false
+        #expect(call("POST", "/auth/register", json: body).status == 201)
+    }
+}
