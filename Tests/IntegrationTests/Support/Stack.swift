@@ -150,6 +150,10 @@ final class Stack: @unchecked Sendable {
     }
 
     /// SIGTERM to redis-server and wait until it is gone.
+    /// SIGSTOP / SIGCONT redis-server: commands sent meanwhile wait, unanswered.
+    func pauseRedis() { lock.withLock { redis }?.signal(SIGSTOP) }
+    func resumeRedis() { lock.withLock { redis }?.signal(SIGCONT) }
+
     func stopRedis() {
         let child = lock.withLock { () -> ChildProcess? in defer { redis = nil }; return redis }
         child?.stop()
