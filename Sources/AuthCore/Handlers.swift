@@ -4,13 +4,13 @@ extension AuthService {
     /// POST /auth/register: 201 with a token pair, 409 when the name is taken, 422 on bad fields.
     func register(_ request: Request, _ worker: Worker) throws -> Response {
         let (username, password) = try Validation.credentials(request)
-        try admitPasswordWork()
         // The name is reserved before the (slow) hash, so concurrent duplicates get 409 at
-        // once; a reservation left by a crash expires by itself.
+        // once, however busy the service is; a reservation left by a crash expires by itself.
         let id = UserID(randomID())
         guard try worker.store.reserveUsername(username, for: id, ttl: Self.reservationTTL) else { throw Self.usernameTaken }
         let hash: String
         do {
+            try admitPasswordWork()
             hash = try hasher.hash(password)
         } catch {
             try? worker.store.releaseUsername(username, for: id)
