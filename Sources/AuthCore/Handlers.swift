@@ -8,24 +8,17 @@ extension AuthService {
         // once, however busy the service is; a reservation left by a crash expires by itself.
         let id = UserID(randomID())
         guard try worker.store.reserveUsername(username, for: id, ttl: Self.reservationTTL) else { throw Self.usernameTaken }
-        let hash: String
+        let user: UserRecord
         do {
             try admitPasswordWork()
-            hash = try hasher.hash(password)
+            user = UserRecord(id: id, username: username, passwordHash: try hasher.hash(password), createdAt: clock.now())
+            guard try worker.store.createUser(user) else { throw Self.usernameTaken }
         } catch {
+            // Best effort (a no-op once the name is not ours): a retry should not find the
+            // name taken for a minute.
             try? worker.store.releaseUsername(username, for: id)
             throw error
         }
-        let user = UserRecord(id: id, username: username, passwordHash: hash, createdAt: clock.now())
-        let created: Bool
-        do {
-            created = try worker.store.createUser(user)
-        } catch {
-            // Best effort: a retry should not find its own name taken for a minute.
-            try? worker.store.releaseUsername(username, for: id)
-            throw error
-        }
-        guard created else { throw Self.usernameTaken }
         logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
         return try startSession(for: user.id, request, worker, status: 201)
     }
