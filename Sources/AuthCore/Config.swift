@@ -239,8 +239,12 @@ extension Character {
 extension String {
     /// Drops ASCII white space at both ends (Foundation-free).
     var trimmingSpaces: String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        trimmingCharacters(where: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
+    }
+
+    /// Drops the characters matching `predicate` at both ends.
+    func trimmingCharacters(where predicate: (Character) -> Bool) -> String {
+        guard let first = firstIndex(where: { !predicate($0) }), let last = lastIndex(where: { !predicate($0) }) else { return "" }
         return String(self[first...last])
     }
 }

@@ -83,10 +83,3 @@ public enum Validation {
         return password
     }
 }
-
-extension String {
-    func trimmingCharacters(where predicate: (Character) -> Bool) -> String {
-        guard let first = firstIndex(where: { !predicate($0) }), let last = lastIndex(where: { !predicate($0) }) else { return "" }
-        return String(self[first...last])
-    }
-}
