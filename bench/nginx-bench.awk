@@ -109,7 +109,7 @@ in_server {
 { print }
 
 END {
-    if (n_upstream != 1 || n_server != 1 || n_pass != 1 || n_ref != 1 || n_static != 1) {
+    if (n_upstream != 1 || n_server != 1 || n_pass < 1 || n_ref != n_pass || n_static != 1) {
         printf "nginx-bench.awk: unexpected shape (upstream authd %d, server %d, fastcgi_pass %d, ref %d, static %d)\n", \
             n_upstream, n_server, n_pass, n_ref, n_static > "/dev/stderr"
         exit 1

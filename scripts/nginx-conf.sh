@@ -10,12 +10,15 @@
 #   SOCKET  authd's unix socket (made absolute if given relative)
 #
 # Environment: NGINX_ACCESS_LOG=off turns the access log off (default: the JSON
-# access log in PREFIX/logs/access.log).
+# access log in PREFIX/logs/access.log). NGINX_RATE_LIMIT=on keeps the production
+# `limit_req` lines; by default they go, so that load tests and test suites from one
+# loopback address are not throttled by nginx (authd's own login limits still apply).
 #
 # Changes to the production file: `user` is dropped (when run as root it becomes
 # the current user, because nginx would otherwise run its workers as `nobody`, who
 # may not connect to authd's 0660 socket); `pid`, every `*_temp_path` and the access
-# log move into PREFIX; `error_log` goes to stderr; the first `listen` becomes
+# log move into PREFIX; `error_log` goes to stderr; `limit_req` lines stay only with
+# NGINX_RATE_LIMIT=on; the first `listen` becomes
 # `listen LISTEN;` and the other listen lines go; the upstream server becomes SOCKET.
 # There is never a `daemon` directive: the caller passes -g 'daemon off;'.
 set -euo pipefail
@@ -44,6 +47,11 @@ for path in "$prefix" "$socket"; do
     fi
 done
 
+case ${NGINX_RATE_LIMIT:-off} in
+    on | off) ;;
+    *) echo "$0: NGINX_RATE_LIMIT must be on or off, not '$NGINX_RATE_LIMIT'" >&2; exit 2 ;;
+esac
+
 # Temp folders: one per *_temp_path directive of the production file.
 temp_names=$(sed -n 's/^[[:space:]]*\([a-z_]*\)_temp_path[[:space:]].*/\1/p' "$source_conf")
 mkdir -p "$prefix/logs"
@@ -58,7 +66,7 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 PREFIX=$prefix LISTEN=$listen SOCKET=$socket RUN_AS=$run_as \
-ACCESS_LOG=${NGINX_ACCESS_LOG:-on} SOURCE=$source_conf \
+ACCESS_LOG=${NGINX_ACCESS_LOG:-on} RATE_LIMIT=${NGINX_RATE_LIMIT:-off} SOURCE=$source_conf \
 awk '
 function indent(line) { match(line, /^[ \t]*/); return substr(line, 1, RLENGTH) }
 function arg(n,   v) { v = $n; sub(/;$/, "", v); return v }
@@ -87,6 +95,11 @@ BEGIN {
     else print indent($0) "access_log \"" prefix "/logs/access.log\"" (NF >= 3 ? " " arg(3) : "") ";"
     n_access++; next
 }
+/^[ \t]*limit_req[ \t]/ {
+    n_limit++
+    if (ENVIRON["RATE_LIMIT"] == "on") print
+    next
+}
 /^[ \t]*listen[ \t]/ {
     if (!n_listen++) print indent($0) "listen " ENVIRON["LISTEN"] ";"
     next
@@ -103,6 +116,7 @@ END {
     if (n_access < 1) bad = bad " access_log"
     if (n_listen < 1) bad = bad " listen"
     if (n_upstream != 1) bad = bad " upstream-server"
+    if (n_limit < 1) bad = bad " limit_req"
     if (bad != "") {
         print "nginx-conf.sh: deploy/nginx.conf no longer has the expected lines:" bad > "/dev/stderr"
         exit 1

@@ -17,7 +17,9 @@
 # If one of them dies, the others are stopped and the script exits 1.
 #
 # Environment for this script: HTTP_PORT (8080); AUTHD_BIN=path uses that binary
-# instead of building (handy with another scratch path).
+# instead of building (handy with another scratch path); NGINX_RATE_LIMIT=on applies
+# deploy/nginx.conf's per-address `limit_req` (off by default, so that load tests and
+# test suites from this one address are not throttled by nginx).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -47,6 +47,12 @@ public struct Config: Sendable {
     /// 0 = off.
     public var idleTTL: Int64
     public var logLevel: String
+    /// Failed logins per username (0 = off) within a window of that many seconds.
+    public var loginUserMaxFailures: Int
+    public var loginUserWindow: Int64
+    /// Failed logins per client address (IPv6: per /64; 0 = off) within a window.
+    public var loginAddressMaxFailures: Int
+    public var loginAddressWindow: Int64
 
     /// Every variable the service reads, for the environment/.env readers.
     public static let variables = [
@@ -54,6 +60,7 @@ public struct Config: Sendable {
         "REFRESH_TOKEN_PREVIOUS_SECRETS", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
         "JWT_ISSUER", "JWT_ALG", "JWT_LEEWAY", "BCRYPT_COST", "BCRYPT_CONCURRENCY", "REDIS_URL",
         "REDIS_TIMEOUT", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL",
+        "LOGIN_USER_MAX_FAILURES", "LOGIN_USER_WINDOW", "LOGIN_ADDRESS_MAX_FAILURES", "LOGIN_ADDRESS_WINDOW",
     ]
 
     public static let minimumSecretBytes = 32
@@ -140,6 +147,10 @@ public struct Config: Sendable {
             throw ConfigError("LOG_LEVEL", "must be one of trace, debug, info, notice, warning, error, critical (got \"\(level)\")")
         }
         logLevel = level
+        loginUserMaxFailures = try integer("LOGIN_USER_MAX_FAILURES", default: 10, in: 0...1_000_000)
+        loginUserWindow = try duration("LOGIN_USER_WINDOW", default: 900, allowZero: false)
+        loginAddressMaxFailures = try integer("LOGIN_ADDRESS_MAX_FAILURES", default: 100, in: 0...1_000_000)
+        loginAddressWindow = try duration("LOGIN_ADDRESS_WINDOW", default: 900, allowZero: false)
     }
 
     /// `90`, `90s`, `15m`, `1h`, `365d`, `1w` to seconds; nil when malformed.

@@ -32,13 +32,25 @@ extension AuthService {
         } catch {
             throw error.status == 422 ? APIError(400, "Invalid username/password") : error
         }
-        try admitPasswordWork()
-        let user = try worker.store.user(named: username)
-        let hash = user?.passwordHash ?? decoyHash
-        let matches = try hasher.verify(password, against: hash)
-        guard let user, matches else { throw APIError(401, "Username/password not valid") }
-        return try startSession(for: user.id, request, worker, status: 200)
+        let throttle = try LoginThrottle(config, username: username, address: request.remoteAddress, store: worker.store)
+        do {
+            try admitPasswordWork()
+            let user = try worker.store.user(named: username)
+            let hash = user?.passwordHash ?? decoyHash
+            let matches = try hasher.verify(password, against: hash)
+            guard let user, matches else { throw Self.badCredentials }
+            let response = try startSession(for: user.id, request, worker, status: 200)
+            throttle.succeeded()
+            return response
+        } catch let error as APIError where error == Self.badCredentials {
+            throw error  // a failure: it stays counted
+        } catch {
+            throttle.withdraw()
+            throw error
+        }
     }
+
+    static let badCredentials = APIError(401, "Username/password not valid")
 
     /// POST /auth/refresh-token: trades the session's current refresh token for a new pair.
     /// A superseded token is a replay and ends its session (API.md, Sessions).

@@ -105,6 +105,13 @@ public enum RotationOutcome: Equatable, Sendable {
     case unknownSession
 }
 
+/// What failed logins are counted against (brute-force throttling).
+public enum ThrottleKey: Hashable, Sendable {
+    case username(String)
+    /// A client address; an IPv6 address stands for its /64 network (see `LoginThrottle`).
+    case address(String)
+}
+
 /// The store is unreachable or answered nonsense. Routes that need it answer 503.
 public struct StoreUnavailable: Error, CustomStringConvertible {
     public let description: String
@@ -137,6 +144,15 @@ public protocol AuthStore {
                 meta: SessionMeta, now: Int64) throws -> RotationOutcome
     func endSession(_ session: SessionID, of user: UserID) throws
     func endAllSessions(of user: UserID) throws
+    /// Counts one password attempt against `key`. The first attempt opens a window of
+    /// `window` seconds; once `limit` attempts are counted in it, further ones are refused
+    /// (not counted) and the answer is the seconds until the window closes. Nil: admitted.
+    func takeAttempt(_ key: ThrottleKey, limit: Int, window: Int64) throws -> Int64?
+    /// Uncounts one attempt that turned out not to be a failure.
+    func returnAttempt(_ key: ThrottleKey) throws
+    /// Forgets the window (a successful login resets its username's count).
+    func clearAttempts(_ key: ThrottleKey) throws
+
     /// Round trip to the store, for readiness checks.
     func ping() throws
 }

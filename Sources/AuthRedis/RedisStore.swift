@@ -10,6 +10,12 @@ struct RedisKey {
     static func sessions(_ id: UserID) -> String { "\(prefix)sessions:{\(id.rawValue)}" }
     static func sessionPrefix(_ id: UserID) -> String { "\(prefix)session:{\(id.rawValue)}:" }
     static func session(_ sid: SessionID, of id: UserID) -> String { sessionPrefix(id) + sid.rawValue }
+    static func attempts(_ key: ThrottleKey) -> String {
+        switch key {
+        case .username(let name): "\(prefix)attempts:user:{\(name)}"
+        case .address(let address): "\(prefix)attempts:addr:{\(address)}"
+        }
+    }
 }
 
 /// `AuthStore` on Redis. One instance per worker thread; it owns one connection.
@@ -110,6 +116,22 @@ public final class RedisStore: AuthStore {
         _ = try eval(.endAllSessions, keys: [RedisKey.sessions(user)], args: [RedisKey.sessionPrefix(user)])
     }
 
+    // MARK: Login throttling
+
+    public func takeAttempt(_ key: ThrottleKey, limit: Int, window: Int64) throws -> Int64? {
+        let reply = try eval(.takeAttempt, keys: [RedisKey.attempts(key)], args: [String(window), String(limit)])
+        guard case .integer(let wait) = reply else { throw unexpected("take attempt", reply) }
+        return wait > 0 ? wait : nil
+    }
+
+    public func returnAttempt(_ key: ThrottleKey) throws {
+        _ = try eval(.returnAttempt, keys: [RedisKey.attempts(key)], args: [])
+    }
+
+    public func clearAttempts(_ key: ThrottleKey) throws {
+        _ = try run(["DEL", RedisKey.attempts(key)])
+    }
+
     public func ping() throws {
         let reply = try run(["PING"])
         guard case .status("PONG") = reply else { throw unexpected("PING", reply) }
@@ -164,6 +186,7 @@ public final class RedisStore: AuthStore {
 /// The Lua scripts: each runs atomically on the server.
 enum Script: String, CaseIterable {
     case keepReservation, releaseReservation, createSession, rotate, endSession, endAllSessions
+    case takeAttempt, returnAttempt
 
     var source: String {
         switch self {
@@ -231,6 +254,26 @@ enum Script: String, CaseIterable {
             for _, sid in ipairs(ids) do redis.call('DEL', ARGV[1] .. sid) end
             redis.call('DEL', KEYS[1])
             return #ids
+            """
+        case .takeAttempt:
+            // KEYS: attempt counter. ARGV: window, limit. 0 when counted; else the seconds
+            // (at least 1) until the window closes, the attempt not counted.
+            """
+            local n = redis.call('INCR', KEYS[1])
+            local ttl = redis.call('TTL', KEYS[1])
+            if ttl < 0 then
+              redis.call('EXPIRE', KEYS[1], ARGV[1])
+              ttl = tonumber(ARGV[1])
+            end
+            if n <= tonumber(ARGV[2]) then return 0 end
+            redis.call('DECR', KEYS[1])
+            return math.max(ttl, 1)
+            """
+        case .returnAttempt:
+            // KEYS: attempt counter. Never below zero, never creates the key.
+            """
+            if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+            return 1
             """
         }
     }

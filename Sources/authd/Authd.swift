@@ -73,6 +73,7 @@ struct CheckConfig: AsyncParsableCommand {
               BCRYPT_COST=\(config.bcryptCost) BCRYPT_CONCURRENCY=\(config.hashConcurrency) WORKERS=\(config.workers)
               REDIS=\(redacted(config.redis)) REDIS_TIMEOUT=\(config.redisTimeout)s FCGI_LISTEN=\(config.listen)
               REFRESH_REUSE_GRACE=\(config.reuseGrace)s REFRESH_IDLE_TTL=\(config.idleTTL)s LOG_LEVEL=\(config.logLevel)
+              LOGIN_USER_MAX_FAILURES=\(config.loginUserMaxFailures) per \(config.loginUserWindow)s LOGIN_ADDRESS_MAX_FAILURES=\(config.loginAddressMaxFailures) per \(config.loginAddressWindow)s
             """)
     }
 

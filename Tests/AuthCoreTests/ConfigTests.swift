@@ -26,6 +26,8 @@ import Testing
         #expect(c.redis == .tcp(host: "127.0.0.1", port: 6379, database: 0, password: nil))
         #expect(c.listen == .inherited)
         #expect(c.reuseGrace == 0 && c.idleTTL == 0)
+        #expect(c.loginUserMaxFailures == 10 && c.loginUserWindow == 900)
+        #expect(c.loginAddressMaxFailures == 100 && c.loginAddressWindow == 900)
     }
 
     @Test func secretsAreRequiredLongAndDistinct() {
@@ -41,7 +43,8 @@ import Testing
         ("BCRYPT_COST", "3"), ("BCRYPT_COST", "32"), ("BCRYPT_COST", "ten"), ("REDIS_URL", "http://x"),
         ("REDIS_URL", "redis://:6379"), ("REDIS_URL", "redis://h:0"), ("REDIS_URL", "unix://relative"),
         ("FCGI_LISTEN", "nohost"), ("FCGI_LISTEN", "h:99999"), ("WORKERS", "0"), ("REDIS_TIMEOUT", "0"),
-        ("REFRESH_IDLE_TTL", "soon"), ("LOG_LEVEL", "loud"),
+        ("REFRESH_IDLE_TTL", "soon"), ("LOG_LEVEL", "loud"), ("LOGIN_USER_MAX_FAILURES", "-1"),
+        ("LOGIN_ADDRESS_MAX_FAILURES", "many"), ("LOGIN_USER_WINDOW", "0"), ("LOGIN_ADDRESS_WINDOW", "1y"),
     ])
     func badValuesNameTheirVariable(_ name: String, _ value: String) {
         #expect(problem([name: value])?.variable == name)

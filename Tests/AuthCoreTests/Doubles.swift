@@ -101,4 +101,22 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
     func endSession(_ session: SessionID, of user: UserID) throws { try check(); sessions[user.rawValue]?[session.rawValue] = nil }
     func endAllSessions(of user: UserID) throws { try check(); sessions[user.rawValue] = nil }
     func ping() throws { try check() }
+
+    /// Attempt counters with the Redis script's rules: count and window end.
+    var attempts: [ThrottleKey: (count: Int, ends: Int64)] = [:]
+
+    func takeAttempt(_ key: ThrottleKey, limit: Int, window: Int64) throws -> Int64? {
+        try check()
+        let now = clock.now()
+        var a = attempts[key].flatMap { $0.ends > now ? $0 : nil } ?? (count: 0, ends: now + window)
+        guard a.count < limit else { return max(1, a.ends - now) }
+        a.count += 1
+        attempts[key] = a
+        return nil
+    }
+    func returnAttempt(_ key: ThrottleKey) throws {
+        try check()
+        if let a = attempts[key], a.count > 0 { attempts[key]!.count = a.count - 1 }
+    }
+    func clearAttempts(_ key: ThrottleKey) throws { try check(); attempts[key] = nil }
 }

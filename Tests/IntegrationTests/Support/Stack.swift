@@ -73,6 +73,9 @@ final class Stack: @unchecked Sendable {
             "FCGI_LISTEN": "\(dir)/authd.sock",
             "WORKERS": "64",
             "JWT_ISSUER": "authd-test",
+            // Every test's client is 127.0.0.1: a per-address limit would couple unrelated
+            // tests. ThrottleTests turns it on in stacks of its own.
+            "LOGIN_ADDRESS_MAX_FAILURES": "0",
         ]
     }
 
@@ -186,7 +189,7 @@ final class Stack: @unchecked Sendable {
         let conf = try ChildProcess(
             name: "nginx-conf.sh", executable: "bash",
             arguments: [script, prefix, "127.0.0.1:\(port)", authdSocket],
-            environment: ["PATH": Self.path], directory: dir,
+            environment: ["PATH": Self.path, "NGINX_RATE_LIMIT": environment["NGINX_RATE_LIMIT"] ?? "off"], directory: dir,
             stdoutPath: confPath, stderrPath: prefix + "/nginx-conf.err")
         let generated = conf.wait(timeout: 10)
         guard generated == .exited(0) else {
