@@ -2,7 +2,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: help run test build release deps clean bench
+.PHONY: help run test build release deps clean bench tsan asan
 
 help:
 	@echo "make run      install missing Debian packages (root), build release, start redis + authd + nginx on 127.0.0.1:$${HTTP_PORT:-8080}"
@@ -11,6 +11,8 @@ help:
 	@echo "make release  swift build -c release --static-swift-stdlib"
 	@echo "make deps     install missing Debian packages (as root; otherwise prints the apt-get line)"
 	@echo "make bench    build release, run wrk through nginx against authd and two references (bench/run.sh; QUICK=1 for a smoke run)"
+	@echo "make tsan     swift test under ThreadSanitizer (tests and the authd they start; scratch .build-tsan)"
+	@echo "make asan     swift test under AddressSanitizer (scratch .build-asan)"
 	@echo "make clean    remove build products (.build) and generated nginx files; keeps .env and var/redis"
 
 run:
@@ -31,5 +33,19 @@ deps:
 bench:
 	bash bench/run.sh
 
+# The sanitized authd that the integration tests start writes its reports to files
+# (its stderr is deleted with the test stack); any report fails the target.
+tsan asan: SAN = $(if $(filter tsan,$@),thread,address)
+tsan asan: DIR = .build-$@
+tsan asan:
+	rm -rf $(DIR)/reports && mkdir -p $(DIR)/reports
+	@TSAN_OPTIONS="log_path=$(CURDIR)/$(DIR)/reports/tsan" ASAN_OPTIONS="log_path=$(CURDIR)/$(DIR)/reports/asan detect_leaks=0" \
+		swift test --sanitize=$(SAN) --scratch-path $(DIR); rc=$$?; \
+	if ls $(DIR)/reports/* >/dev/null 2>&1; then \
+		cat $(DIR)/reports/*; echo "make $@: sanitizer reports above ($(DIR)/reports)" >&2; exit 1; \
+	fi; \
+	if [[ $$rc != 0 ]]; then echo "make $@: swift test failed ($$rc)" >&2; exit $$rc; fi; \
+	echo "make $@: tests passed, no sanitizer reports"
+
 clean:
-	rm -rf .build var/nginx var/redis.conf
+	rm -rf .build .build-tsan .build-asan var/nginx var/redis.conf

@@ -82,17 +82,25 @@ private final class ThreadContexts: @unchecked Sendable {
         guard ok, length == HMACKey.signatureLength else { throw CryptoError.openSSL("EVP_MAC (HMAC-SHA256)") }
     }
 
+    /// `OSSL_MAC_PARAM_DIGEST`, and the digest's name.
+    private static let digestParam: StaticString = "digest"
+    private static let sha256: StaticString = "SHA256"
+    private static func cString(_ s: StaticString) -> UnsafePointer<CChar> {
+        UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+    }
+
     private func context() throws -> OpaquePointer {
         if let existing = pthread_getspecific(slot) { return OpaquePointer(existing) }
         guard let ctx = EVP_MAC_CTX_new(mac) else { throw CryptoError.openSSL("EVP_MAC_CTX_new") }
-        let keyed = "SHA256".withCString { digest -> Bool in
-            var params = [
-                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, UnsafeMutablePointer(mutating: digest), 0),
-                OSSL_PARAM_construct_end(),
-            ]
-            return secret.withUnsafeBytes { key in
-                key.withNonNullBytes { bytes, n in EVP_MAC_init(ctx, bytes, n, &params) == 1 }
-            }
+        // OSSL_PARAM keeps the pointers it is given, so both strings must outlive the
+        // EVP_MAC_init below: static literals, not the temporaries Swift makes when a
+        // String is passed as a C string (AddressSanitizer caught that use after free).
+        var params = [
+            OSSL_PARAM_construct_utf8_string(Self.cString(Self.digestParam), UnsafeMutablePointer(mutating: Self.cString(Self.sha256)), 0),
+            OSSL_PARAM_construct_end(),
+        ]
+        let keyed = secret.withUnsafeBytes { key in
+            key.withNonNullBytes { bytes, n in EVP_MAC_init(ctx, bytes, n, &params) == 1 }
         }
         guard keyed else {
             EVP_MAC_CTX_free(ctx)

@@ -65,13 +65,19 @@ struct NginxRateLimitTests {
 
     @Test func credentialRoutesAreLimitedPerAddressInJSON() throws {
         let stack = try Self.limited.get()
+        // burst=20 nodelay at 10 r/s: at least 21 pass (more when the machine is slow
+        // enough for the bucket to refill meanwhile); the rest are nginx's 429.
         let statuses = concurrently(60) { _ in statusOf { try stack.login(uniqueName("rate"), "some password") } }
-        // burst=20 nodelay at 10 r/s: about 21 pass; the rest are nginx's 429.
         let passed = statuses.filter { $0 == 401 || $0 == 503 }.count, limited = statuses.filter { $0 == 429 }.count
-        #expect(passed + limited == 60 && (20...30).contains(passed), "\(statuses)")
-        let refused = try stack.login(uniqueName("rate"), "some password")
-        expectError(refused, status: 429, message: "Too many requests")
-        #expect(refused.header("Retry-After") == "1")
+        #expect(passed + limited == 60 && passed >= 21, "\(statuses)")
+        var refused: HTTPResponse?
+        for _ in 0..<300 where refused == nil {
+            let response = try stack.login(uniqueName("rate"), "some password")
+            if response.status == 429 { refused = response }
+        }
+        let answer = try #require(refused, "300 logins in a row, none refused by nginx")
+        expectError(answer, status: 429, message: "Too many requests")
+        #expect(answer.header("Retry-After") == "1")
         // Token checks are not limited.
         let user = try stack.newUserEventually()
         #expect(concurrently(40) { _ in statusOf { try stack.home(user.tokens.access) } }.allSatisfy { $0 == 200 })

@@ -62,9 +62,12 @@ final class Stack: @unchecked Sendable {
         return (parts + ["/usr/sbin", "/sbin"].filter { !parts.contains($0) }).joined(separator: ":")
     }
 
-    /// The environment of a stack: only these variables reach authd.
+    /// The environment of a stack: only these variables reach authd, and the sanitizer
+    /// settings of `make tsan`/`make asan`, so that a sanitized authd's reports land in
+    /// their files instead of a log that is deleted with the stack.
     static func baseEnvironment(dir: String) -> [String: String] {
-        [
+        let sanitizers = ProcessInfo.processInfo.environment.filter { $0.key == "TSAN_OPTIONS" || $0.key == "ASAN_OPTIONS" }
+        return sanitizers.merging([
             "PATH": path,
             "ACCESS_TOKEN_SECRET": Secrets.access,
             "REFRESH_TOKEN_SECRET": Secrets.refresh,
@@ -76,7 +79,7 @@ final class Stack: @unchecked Sendable {
             // Every test's client is 127.0.0.1: a per-address limit would couple unrelated
             // tests. ThrottleTests turns it on in stacks of its own.
             "LOGIN_ADDRESS_MAX_FAILURES": "0",
-        ]
+        ]) { $1 }
     }
 
     static func makeTempDir() throws -> String {
