@@ -2,7 +2,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: help run test build release deps clean bench tsan asan
+.PHONY: help run test build release deps clean bench tsan asan fuzz
 
 help:
 	@echo "make run      install missing Debian packages (root), build release, start redis + authd + nginx on 127.0.0.1:$${HTTP_PORT:-8080}"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench    build release, run wrk through nginx against authd and two references (bench/run.sh; QUICK=1 for a smoke run)"
 	@echo "make tsan     swift test under ThreadSanitizer (tests and the authd they start; scratch .build-tsan)"
 	@echo "make asan     swift test under AddressSanitizer (scratch .build-asan)"
+	@echo "make fuzz     libFuzzer targets (Fuzz/: JWT, JSON bodies, FastCGI params), FUZZ_SECONDS (60) each"
 	@echo "make clean    remove build products (.build) and generated nginx files; keeps .env and var/redis"
 
 run:
@@ -47,5 +48,8 @@ tsan asan:
 	if [[ $$rc != 0 ]]; then echo "make $@: swift test failed ($$rc)" >&2; exit $$rc; fi; \
 	echo "make $@: tests passed, no sanitizer reports"
 
+fuzz:
+	bash scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
 clean:
-	rm -rf .build .build-tsan .build-asan var/nginx var/redis.conf
+	rm -rf .build .build-tsan .build-asan Fuzz/.build Fuzz/work var/nginx var/redis.conf

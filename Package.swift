@@ -4,7 +4,11 @@ import PackageDescription
 let package = Package(
     name: "authd",
     products: [
-        .executable(name: "authd", targets: ["authd"])
+        .executable(name: "authd", targets: ["authd"]),
+        // For the fuzz targets in Fuzz/, a package of its own that depends on this one.
+        .library(name: "AuthCore", targets: ["AuthCore"]),
+        .library(name: "AuthCrypto", targets: ["AuthCrypto"]),
+        .library(name: "AuthFastCGI", targets: ["AuthFastCGI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),

@@ -6,12 +6,14 @@ import Synchronization
 
 /// The FastCGI params authd reads, picked out in one pass over `envp` (each
 /// `FCGX_GetParam` would scan all of nginx's params again). The first of a repeated
-/// name wins, as with `FCGX_GetParam`.
-struct Params {
+/// name wins, as with `FCGX_GetParam`. Public so that the fuzzer (Fuzz/) converts
+/// params exactly as the server does.
+public struct FastCGIParams {
     var method, documentURI, requestURI, contentLength, contentType: String?
     var authorization, userAgent, remoteAddress, requestID: String?
 
-    init(_ envp: FCGX_ParamArray?) {
+    /// Reads a NULL-terminated array of `"NAME=value"` C strings (libfcgi's `envp`).
+    public init(envp: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
         guard var entry = envp else { return }
         while let pair = entry.pointee {
             defer { entry += 1 }
@@ -34,6 +36,18 @@ struct Params {
             default: break
             }
         }
+    }
+
+    /// `CONTENT_LENGTH` as declared; 0 when absent or not a number.
+    public var declaredContentLength: Int { contentLength.flatMap { Int($0) } ?? 0 }
+
+    /// The request the handlers see, with `body` as read from stdin.
+    public func request(body: [UInt8]) -> Request {
+        Request(
+            method: method ?? "GET",
+            path: documentURI ?? requestURI.map { String($0.prefix { $0 != "?" }) } ?? "/",
+            contentType: contentType, authorization: authorization, userAgent: userAgent ?? "",
+            remoteAddress: remoteAddress ?? "", requestID: requestID ?? "", body: body)
     }
 }
 
@@ -174,11 +188,8 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     private func respond(_ r: FCGX_Request, _ worker: Worker, _ scratch: UnsafeMutableBufferPointer<CChar>) -> Response {
-        let p = Params(r.envp)
-        let method = p.method ?? "GET"
-        let path = p.documentURI ?? p.requestURI.map { String($0.prefix { $0 != "?" }) } ?? "/"
-        let declared = p.contentLength.flatMap { Int($0) } ?? 0
-        guard declared <= Self.maxBody else {
+        let p = FastCGIParams(envp: r.envp)
+        guard p.declaredContentLength <= Self.maxBody else {
             drain(r.in)
             return APIError.bodyTooLarge.response
         }
@@ -193,10 +204,7 @@ public final class FastCGIServer: @unchecked Sendable {
             return APIError.bodyTooLarge.response
         }
         let body = Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[..<count]))
-        let request = Request(
-            method: method, path: path, contentType: p.contentType, authorization: p.authorization,
-            userAgent: p.userAgent ?? "", remoteAddress: p.remoteAddress ?? "", requestID: p.requestID ?? "", body: body)
-        return service.handle(request, worker: worker)
+        return service.handle(p.request(body: body), worker: worker)
     }
 
     /// Reads and discards the rest of stdin (bounded), so that a kept-alive connection
