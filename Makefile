@@ -2,7 +2,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: help run test build release deps clean bench tsan asan fuzz
+.PHONY: help run test build release deps clean bench soak tsan asan fuzz
 
 help:
 	@echo "make run      install missing Debian packages (root), build release, start redis + authd + nginx on 127.0.0.1:$${HTTP_PORT:-8080}"
@@ -11,6 +11,7 @@ help:
 	@echo "make release  swift build -c release --static-swift-stdlib"
 	@echo "make deps     install missing Debian packages (as root; otherwise prints the apt-get line)"
 	@echo "make bench    build release, run wrk through nginx against authd and two references (bench/run.sh; QUICK=1 for a smoke run)"
+	@echo "make soak     build release, 10 minutes of mixed load through nginx; fails if authd's RSS or fds or Redis's memory grow, or on any non-2xx (not in CI)"
 	@echo "make tsan     swift test under ThreadSanitizer (tests and the authd they start; scratch .build-tsan)"
 	@echo "make asan     swift test under AddressSanitizer (scratch .build-asan)"
 	@echo "make fuzz     libFuzzer targets (Fuzz/: JWT, JSON bodies, FastCGI params), FUZZ_SECONDS (60) each"
@@ -33,6 +34,9 @@ deps:
 
 bench:
 	bash bench/run.sh
+
+soak:
+	SOAK=1 bash bench/run.sh
 
 # The sanitized authd that the integration tests start writes its reports to files
 # (its stderr is deleted with the test stack); any report fails the target.

@@ -32,6 +32,15 @@
 #                       unset: the first free triple from 18470 on (18470, 18480, ...)
 # Other authd settings in the environment (e.g. BCRYPT_CONCURRENCY) reach authd, as
 # with `make run`; REDIS_URL, FCGI_LISTEN, secrets and BCRYPT_COST are the bench's own.
+#
+# SOAK=1 (`make soak`): instead of the rounds, the same stack under one long mixed wrk
+# run, sampled for leaks (bench/soak.sh says what and how it is judged); exit status 1
+# when a verdict fails. Results in bench/out/soak.json and soak.md. Settings:
+#   SOAK_SECONDS (600)  length of the wrk run;   SOAK_INTERVAL (10) seconds between samples
+#   SOAK_TTL (120)      authd's REFRESH_TOKEN_TTL (at most SOAK_SECONDS / 3)
+#   SOAK_BCRYPT_COST (4)  cheap logins: the soak is about leaks, not bcrypt
+#   SOAK_USERS (64)     registered users the logins use; BENCH_MIX as above
+#   SOAK_WARMUP (60), SOAK_RSS_GROWTH (10 %), SOAK_FD_SPREAD (2), SOAK_REDIS_MARGIN (25 %)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -70,6 +79,30 @@ password='bench password 42'
 for v in DURATION ROUNDS WORKERS REF_THREADS KEEPALIVE base_port; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
+SOAK=${SOAK:-0}
+[[ $SOAK == 0 || $SOAK == 1 ]] || die "SOAK must be 0 or 1, not '$SOAK'"
+if [[ $SOAK == 1 ]]; then
+    SOAK_SECONDS=${SOAK_SECONDS:-600}
+    SOAK_INTERVAL=${SOAK_INTERVAL:-10}
+    SOAK_TTL=${SOAK_TTL:-120}
+    SOAK_BCRYPT_COST=${SOAK_BCRYPT_COST:-4}
+    SOAK_USERS=${SOAK_USERS:-64}
+    SOAK_WARMUP=${SOAK_WARMUP:-60}
+    SOAK_RSS_GROWTH=${SOAK_RSS_GROWTH:-10}
+    SOAK_FD_SPREAD=${SOAK_FD_SPREAD:-2}
+    SOAK_REDIS_MARGIN=${SOAK_REDIS_MARGIN:-25}
+    for v in SOAK_SECONDS SOAK_INTERVAL SOAK_TTL SOAK_BCRYPT_COST SOAK_USERS SOAK_WARMUP SOAK_RSS_GROWTH; do
+        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
+    done
+    for v in SOAK_FD_SPREAD SOAK_REDIS_MARGIN; do
+        [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
+    done
+    (( SOAK_BCRYPT_COST >= 4 && SOAK_BCRYPT_COST <= 31 )) || die "SOAK_BCRYPT_COST must be 4-31"
+    (( SOAK_SECONDS >= 3 * SOAK_TTL )) \
+        || die "SOAK_SECONDS ($SOAK_SECONDS) must be at least 3 x SOAK_TTL ($SOAK_TTL) to judge Redis"
+    (( SOAK_WARMUP < SOAK_SECONDS )) || die "SOAK_WARMUP must be shorter than SOAK_SECONDS"
+    login_cost=$SOAK_BCRYPT_COST
+fi
 [[ $KEEP_CONN == on || $KEEP_CONN == off ]] || die "KEEP_CONN must be on or off, not '$KEEP_CONN'"
 num='[0-9]+(\.[0-9]+)?'
 [[ $BENCH_MIX =~ ^$num,$num,$num$ ]] || die "BENCH_MIX must look like 90,8,2 (percent of GET /, refresh, login)"
@@ -95,7 +128,7 @@ fi
 
 mkdir -p "$out"
 exec 9>"$out/bench.lock"
-flock -n 9 || die "another 'make bench' is running in $root"
+flock -n 9 || die "another 'make bench' or 'make soak' is running in $root"
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for (( try = 0; ; try++ )); do
     port_authd=$base_port port_ref=$((base_port + 1)) port_static=$((base_port + 2))
@@ -473,6 +506,11 @@ storm() {
         storm-get "$rps" "$p50" "$p99" "$bad" "$se" "$q" >&2
     settle "$authd_pid"
 }
+
+# --- the soak (SOAK=1) instead of the rounds: bench/soak.sh ends the script -------------
+if [[ $SOAK == 1 ]]; then
+    . "$bench/soak.sh"
+fi
 
 # --- the rounds -------------------------------------------------------------------------
 want() { [[ -z ${BENCH_PROFILES:-} || " ${BENCH_PROFILES//,/ } " == *" $1 "* ]]; }
