@@ -47,6 +47,8 @@ public struct Config: Sendable {
     /// 0 = off.
     public var idleTTL: Int64
     public var logLevel: String
+    /// `json` (one object per line) or `text` (swift-log's plain lines).
+    public var logFormat: String
     /// Failed logins per username (0 = off) within a window of that many seconds.
     public var loginUserMaxFailures: Int
     public var loginUserWindow: Int64
@@ -59,7 +61,7 @@ public struct Config: Sendable {
         "ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_PREVIOUS_SECRETS",
         "REFRESH_TOKEN_PREVIOUS_SECRETS", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
         "JWT_ISSUER", "JWT_ALG", "JWT_LEEWAY", "BCRYPT_COST", "BCRYPT_CONCURRENCY", "REDIS_URL",
-        "REDIS_TIMEOUT", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL",
+        "REDIS_TIMEOUT", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL", "LOG_FORMAT",
         "LOGIN_USER_MAX_FAILURES", "LOGIN_USER_WINDOW", "LOGIN_ADDRESS_MAX_FAILURES", "LOGIN_ADDRESS_WINDOW",
     ]
 
@@ -147,6 +149,11 @@ public struct Config: Sendable {
             throw ConfigError("LOG_LEVEL", "must be one of trace, debug, info, notice, warning, error, critical (got \"\(level)\")")
         }
         logLevel = level
+        let format = value("LOG_FORMAT")?.lowercased() ?? "json"
+        guard format == "json" || format == "text" else {
+            throw ConfigError("LOG_FORMAT", "must be json or text (got \"\(format)\")")
+        }
+        logFormat = format
         loginUserMaxFailures = try integer("LOGIN_USER_MAX_FAILURES", default: 10, in: 0...1_000_000)
         loginUserWindow = try duration("LOGIN_USER_WINDOW", default: 900, allowZero: false)
         loginAddressMaxFailures = try integer("LOGIN_ADDRESS_MAX_FAILURES", default: 100, in: 0...1_000_000)

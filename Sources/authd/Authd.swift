@@ -10,9 +10,24 @@ struct Authd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authd",
         abstract: "JWT authentication service (FastCGI responder behind nginx).",
-        subcommands: [Serve.self, Keygen.self, CheckConfig.self],
+        discussion: """
+            Exit status: 0 success; 1 invalid configuration or the service could not start \
+            (the message says why, on stderr); 64 bad command line.
+            """,
+        version: Version.current,
+        subcommands: [Serve.self, Keygen.self, CheckConfig.self, Version.self],
         defaultSubcommand: Serve.self
     )
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version of authd.")
+    /// Bumped with each release; `authd --version` prints the same.
+    static let current = "0.5.0"
+
+    func run() {
+        print("authd \(Self.current)")
+    }
 }
 
 struct ConfigOptions: ParsableArguments {
@@ -35,7 +50,11 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let config = try await options.load()
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        if config.logFormat == "text" {
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        } else {
+            LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+        }
         var logger = Logger(label: "authd")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         do {
@@ -73,7 +92,7 @@ struct CheckConfig: AsyncParsableCommand {
               BCRYPT_COST=\(config.bcryptCost) BCRYPT_CONCURRENCY=\(config.hashConcurrency) WORKERS=\(config.workers)
               REDIS=\(redacted(config.redis)) REDIS_TIMEOUT=\(config.redisTimeout)s FCGI_LISTEN=\(config.listen)
               REFRESH_REUSE_GRACE=\(config.reuseGrace)s REFRESH_IDLE_TTL=\(config.idleTTL)s LOG_LEVEL=\(config.logLevel)
-              LOGIN_USER_MAX_FAILURES=\(config.loginUserMaxFailures) per \(config.loginUserWindow)s LOGIN_ADDRESS_MAX_FAILURES=\(config.loginAddressMaxFailures) per \(config.loginAddressWindow)s
+              LOG_FORMAT=\(config.logFormat) LOGIN_USER_MAX_FAILURES=\(config.loginUserMaxFailures) per \(config.loginUserWindow)s LOGIN_ADDRESS_MAX_FAILURES=\(config.loginAddressMaxFailures) per \(config.loginAddressWindow)s
             """)
     }
 

@@ -28,6 +28,7 @@ import Testing
         #expect(c.reuseGrace == 0 && c.idleTTL == 0)
         #expect(c.loginUserMaxFailures == 10 && c.loginUserWindow == 900)
         #expect(c.loginAddressMaxFailures == 100 && c.loginAddressWindow == 900)
+        #expect(c.logFormat == "json")
     }
 
     @Test func secretsAreRequiredLongAndDistinct() {
@@ -44,7 +45,7 @@ import Testing
         ("REDIS_URL", "redis://:6379"), ("REDIS_URL", "redis://h:0"), ("REDIS_URL", "unix://relative"),
         ("FCGI_LISTEN", "nohost"), ("FCGI_LISTEN", "h:99999"), ("WORKERS", "0"), ("REDIS_TIMEOUT", "0"),
         ("REFRESH_IDLE_TTL", "soon"), ("LOG_LEVEL", "loud"), ("LOGIN_USER_MAX_FAILURES", "-1"),
-        ("LOGIN_ADDRESS_MAX_FAILURES", "many"), ("LOGIN_USER_WINDOW", "0"), ("LOGIN_ADDRESS_WINDOW", "1y"),
+        ("LOGIN_ADDRESS_MAX_FAILURES", "many"), ("LOG_FORMAT", "xml"), ("LOGIN_USER_WINDOW", "0"), ("LOGIN_ADDRESS_WINDOW", "1y"),
     ])
     func badValuesNameTheirVariable(_ name: String, _ value: String) {
         #expect(problem([name: value])?.variable == name)
