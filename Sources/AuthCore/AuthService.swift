@@ -4,9 +4,12 @@ import Synchronization
 /// What one worker thread owns: its store connection.
 public struct Worker {
     public let store: any AuthStore
+    /// This thread's counters (`AuthService.metrics.newWorker()`, to be scraped).
+    public let metrics: WorkerMetrics
 
-    public init(store: any AuthStore) {
+    public init(store: any AuthStore, metrics: WorkerMetrics = WorkerMetrics()) {
         self.store = store
+        self.metrics = metrics
     }
 }
 
@@ -29,6 +32,8 @@ public final class AuthService: Sendable {
     /// Above this many requests in flight a login or registration is refused (503) rather
     /// than parked on a worker for bcrypt: the rest of the workers stay free for token checks.
     let passwordAdmissionLimit: Int
+    /// Every worker's counters, for GET /metrics.
+    public let metrics = MetricsRegistry()
 
     public init(config: Config, access: KeyRing, refresh: KeyRing, clock: any Clock,
                 hasher: any PasswordHasher, decoyHash: String, logger: Logger) {
@@ -53,23 +58,40 @@ public final class AuthService: Sendable {
     }
 
     public func handle(_ request: Request, worker: Worker) -> Response {
-        let handler: Endpoint
+        let started = ContinuousClock.now
+        let response: Response, route: WorkerMetrics.Route
         switch Self.route(request.path, request.method) {
-        case .found(let endpoint): handler = endpoint
-        case .unknownPath: return APIError.notFound.response
+        case .found(let endpoint):
+            route = endpoint.metricsRoute
+            response = answer(endpoint, request, worker)
+        case .unknownPath:
+            route = .unmatched
+            response = APIError.notFound.response
         case .wrongMethod(let allow):
-            return APIError(405, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
+            route = .unmatched
+            response = APIError(405, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
         }
+        worker.metrics.request(route, status: response.status, nanoseconds: started.duration(to: .now).nanoseconds)
+        return response
+    }
+
+    private func answer(_ handler: Endpoint, _ request: Request, _ worker: Worker) -> Response {
         inFlight.add(1, ordering: .relaxed)
         defer { inFlight.subtract(1, ordering: .relaxed) }
         do {
-            return try dispatch(handler, request, worker)
+            let response = try dispatch(handler, request, worker)
+            if response.status < 300, handler == .register || handler == .login || handler == .refreshToken {
+                worker.metrics.count(.tokenPairsIssued)
+            }
+            return response
         } catch let error as APIError {
+            if error.status == 429 { worker.metrics.count(.loginsThrottled) }
             return error.response
         } catch is HashingBusy {
             logger.warning("password lane full", metadata: ["path": "\(request.path)", "request_id": "\(request.requestID)"])
             return APIError(503, "Too many password checks in progress, retry shortly", headers: [("Retry-After", "1")]).response
         } catch let error as StoreUnavailable {
+            worker.metrics.count(.storeErrors)
             logger.error("store unavailable", metadata: ["path": "\(request.path)", "cause": "\(error)", "request_id": "\(request.requestID)"])
             return APIError.unavailable.response
         } catch {
@@ -103,12 +125,29 @@ public final class AuthService: Sendable {
         case "/healthz": return only("GET", .healthz)
         case "/readyz": return only("GET", .readyz)
         case "/.well-known/jwks.json": return only("GET", .jwks)
+        case "/metrics": return only("GET", .metrics)
         default: return .unknownPath
         }
     }
 
     enum Endpoint: Sendable {
-        case register, login, refreshToken, logout, logoutAll, me, home, healthz, readyz, jwks
+        case register, login, refreshToken, logout, logoutAll, me, home, healthz, readyz, jwks, metrics
+
+        var metricsRoute: WorkerMetrics.Route {
+            switch self {
+            case .register: .register
+            case .login: .login
+            case .refreshToken: .refreshToken
+            case .logout: .logout
+            case .logoutAll: .logoutAll
+            case .me: .me
+            case .home: .home
+            case .healthz: .healthz
+            case .readyz: .readyz
+            case .jwks: .jwks
+            case .metrics: .metrics
+            }
+        }
     }
 
     private func dispatch(_ endpoint: Endpoint, _ request: Request, _ worker: Worker) throws -> Response {
@@ -123,6 +162,10 @@ public final class AuthService: Sendable {
         case .healthz: Response.json(200) { $0.field("status", "ok") }
         case .readyz: try readyz(worker)
         case .jwks: Response(status: 200, body: jwksBody)
+        case .metrics:
+            Response(status: 200, headers: [("Cache-Control", "no-store")],
+                     body: Array(metrics.exposition(inFlight: inFlight.load(ordering: .relaxed), workerCount: config.workers).utf8),
+                     contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
     }
 }

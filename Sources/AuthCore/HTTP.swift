@@ -25,21 +25,25 @@ public struct Request: Sendable {
     }
 }
 
-/// A response: status, extra headers, body. `Content-Type` is `application/json`
-/// whenever the body is not empty.
+/// A response: status, extra headers, body. `Content-Type` (`application/json` unless
+/// said otherwise) is sent whenever the body is not empty.
 public struct Response: Sendable, Equatable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// Sent with a non-empty body.
+    public var contentType: StaticString
 
-    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = [], contentType: StaticString = "application/json") {
         self.status = status
         self.headers = headers
         self.body = body
+        self.contentType = contentType
     }
 
     public static func == (a: Response, b: Response) -> Bool {
         a.status == b.status && a.body == b.body && a.headers.elementsEqual(b.headers, by: { $0 == $1 })
+            && a.contentType.description == b.contentType.description
     }
 
     /// The value of the first header with this name (case-insensitive).

@@ -11,7 +11,7 @@ extension AuthService {
         let user: UserRecord
         do {
             try admitPasswordWork()
-            user = UserRecord(id: id, username: username, passwordHash: try hasher.hash(password), createdAt: clock.now())
+            user = UserRecord(id: id, username: username, passwordHash: try timed(worker) { try hasher.hash(password) }, createdAt: clock.now())
             guard try worker.store.createUser(user) else { throw Self.usernameTaken }
         } catch {
             // Best effort (a no-op once the name is not ours): a retry should not find the
@@ -37,7 +37,7 @@ extension AuthService {
             try admitPasswordWork()
             let user = try worker.store.user(named: username)
             let hash = user?.passwordHash ?? decoyHash
-            let matches = try hasher.verify(password, against: hash)
+            let matches = try timed(worker) { try hasher.verify(password, against: hash) }
             guard let user, matches else { throw Self.badCredentials }
             let response = try startSession(for: user.id, request, worker, status: 200)
             throttle.succeeded()
@@ -68,6 +68,7 @@ extension AuthService {
         case .retry(let current):
             return try tokenPair(user: claims.subject, session: claims.session, refresh: current, status: 200)
         case .replayed:
+            worker.metrics.count(.refreshReplays)
             logger.warning("refresh token replayed; session ended",
                            metadata: ["user": "\(claims.subject)", "session": "\(claims.session)", "request_id": "\(request.requestID)"])
             throw APIError(403, "Refresh token has already been used; the session has been ended")
@@ -129,6 +130,13 @@ extension AuthService {
     func admitPasswordWork() throws {
         guard inFlight.load(ordering: .relaxed) <= passwordAdmissionLimit else { throw HashingBusy() }
     }
+    /// Runs a bcrypt job and counts its time (the wait for the lane included).
+    func timed<T>(_ worker: Worker, _ job: () throws -> T) rethrows -> T {
+        let started = ContinuousClock.now
+        defer { worker.metrics.bcrypt(nanoseconds: started.duration(to: .now).nanoseconds) }
+        return try job()
+    }
+
     /// How long a registration may take between reserving the name and storing the user.
     static let reservationTTL: Int64 = 60
 

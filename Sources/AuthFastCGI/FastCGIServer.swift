@@ -229,7 +229,9 @@ public final class FastCGIServer: @unchecked Sendable {
         out += Response.reason(response.status).utf8
         out += crlf
         if !response.body.isEmpty {
-            out += "Content-Type: application/json\r\nContent-Length: ".utf8
+            out += "Content-Type: ".utf8
+            out += UnsafeBufferPointer(start: response.contentType.utf8Start, count: response.contentType.utf8CodeUnitCount)
+            out += "\r\nContent-Length: ".utf8
             out += String(response.body.count).utf8
             out += crlf
         }

@@ -28,9 +28,12 @@ final class RedisConnection {
     private let endpoint: RedisEndpoint
     private let timeout: timeval
     private var context: UnsafeMutablePointer<redisContext>?
+    /// Called after each successful connect (for the connects counter).
+    private let onConnect: () -> Void
 
-    init(endpoint: RedisEndpoint, timeoutSeconds: Double) {
+    init(endpoint: RedisEndpoint, timeoutSeconds: Double, onConnect: @escaping () -> Void = {}) {
         self.endpoint = endpoint
+        self.onConnect = onConnect
         let whole = Int(timeoutSeconds)
         timeout = timeval(tv_sec: whole, tv_usec: Int((timeoutSeconds - Double(whole)) * 1_000_000))
     }
@@ -81,6 +84,7 @@ final class RedisConnection {
         }
         _ = redisSetTimeout(ctx, timeout)
         context = ctx
+        onConnect()
         if let password {
             if case .error(let e) = try command(["AUTH", password]) {
                 disconnect()

@@ -24,8 +24,9 @@ public final class RedisStore: AuthStore {
     /// Script SHA1s as this server knows them; emptied when the server forgets (NOSCRIPT).
     private var loaded: [Script: String] = [:]
 
-    public init(endpoint: RedisEndpoint, timeoutSeconds: Double) {
-        connection = RedisConnection(endpoint: endpoint, timeoutSeconds: timeoutSeconds)
+    /// `metrics` counts the connections made.
+    public init(endpoint: RedisEndpoint, timeoutSeconds: Double, metrics: WorkerMetrics? = nil) {
+        connection = RedisConnection(endpoint: endpoint, timeoutSeconds: timeoutSeconds) { metrics?.storeConnected() }
     }
 
     // MARK: Users

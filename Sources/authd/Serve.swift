@@ -35,7 +35,10 @@ enum Server {
         // only make accept fail: ours replace them.
         let stopSignal = try StopSignal()
         let redis = config.redis, timeout = config.redisTimeout
-        try server.start { Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout)) }
+        try server.start {
+            let metrics = service.metrics.newWorker()
+            return Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, metrics: metrics), metrics: metrics)
+        }
         logger.info("authd serving", metadata: [
             "listen": "\(config.listen)", "workers": "\(config.workers)", "alg": "\(config.algorithm.rawValue)",
             "bcrypt_cost": "\(config.bcryptCost)", "access_kid": "\(access.signing.kid)",
