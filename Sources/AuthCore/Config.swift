@@ -13,6 +13,17 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
 public enum RedisEndpoint: Equatable, Sendable {
     case tcp(host: String, port: Int, database: Int, password: String?)
     case unix(path: String, database: Int, password: String?)
+    /// The primary that these Redis Sentinels name `master`; found again after a failover.
+    case sentinel([SentinelAddress], master: String, database: Int, password: String?)
+}
+
+public struct SentinelAddress: Equatable, Sendable {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
 }
 
 /// Where the FastCGI responder listens.
@@ -61,7 +72,7 @@ public struct Config: Sendable {
         "ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_PREVIOUS_SECRETS",
         "REFRESH_TOKEN_PREVIOUS_SECRETS", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
         "JWT_ISSUER", "JWT_ALG", "JWT_LEEWAY", "BCRYPT_COST", "BCRYPT_CONCURRENCY", "REDIS_URL",
-        "REDIS_TIMEOUT", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL", "LOG_FORMAT",
+        "REDIS_TIMEOUT", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL", "LOG_FORMAT",
         "LOGIN_USER_MAX_FAILURES", "LOGIN_USER_WINDOW", "LOGIN_ADDRESS_MAX_FAILURES", "LOGIN_ADDRESS_WINDOW",
     ]
 
@@ -135,6 +146,19 @@ public struct Config: Sendable {
         bcryptCost = try integer("BCRYPT_COST", default: 12, in: 4...31)
         hashConcurrency = try integer("BCRYPT_CONCURRENCY", default: max(1, cores), in: 1...1024)
         redis = try Self.parseRedisURL(value("REDIS_URL") ?? "redis://127.0.0.1:6379/0")
+        if let list = value("REDIS_SENTINELS") {
+            var sentinels: [SentinelAddress] = []
+            for item in list.split(separator: ",") {
+                guard let (host, port) = Self.parseHostPort(Substring(String(item).trimmingSpaces), defaultPort: 26379) else {
+                    throw ConfigError("REDIS_SENTINELS", "must be a comma-separated list of host:port (got \"\(list)\")")
+                }
+                sentinels.append(SentinelAddress(host: host, port: port))
+            }
+            guard case .tcp(_, _, let db, let password) = redis else {
+                throw ConfigError("REDIS_SENTINELS", "needs REDIS_URL to be redis://... (its password and database apply to the primary), not a unix socket")
+            }
+            redis = .sentinel(sentinels, master: value("REDIS_SENTINEL_MASTER") ?? "mymaster", database: db, password: password)
+        }
         let timeout = value("REDIS_TIMEOUT") ?? "2"
         guard let t = Double(timeout), t > 0, t <= 60 else {
             throw ConfigError("REDIS_TIMEOUT", "must be a number of seconds greater than 0 and at most 60 (got \"\(timeout)\")")

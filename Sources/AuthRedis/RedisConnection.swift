@@ -51,7 +51,11 @@ final class RedisConnection {
             throw StoreUnavailable("redis \(args.first ?? ""): \(cause)")
         }
         defer { freeReplyObject(reply) }
-        return Self.copy(reply.assumingMemoryBound(to: redisReply.self))
+        let copied = Self.copy(reply.assumingMemoryBound(to: redisReply.self))
+        // A primary that became a replica (a failover): connect afresh next time, which
+        // with sentinels finds the new primary.
+        if case .error(let e) = copied, e.hasPrefix("READONLY") { disconnect() }
+        return copied
     }
 
     func disconnect() {
@@ -66,23 +70,20 @@ final class RedisConnection {
         if let context {
             if Self.peerClosed(context.pointee.fd) { disconnect() } else { return context }
         }
-        let ctx: UnsafeMutablePointer<redisContext>?
+        let ctx: UnsafeMutablePointer<redisContext>
         let password: String?, database: Int
+        var viaSentinel = false
         switch endpoint {
         case .tcp(let host, let port, let db, let pw):
-            ctx = redisConnectWithTimeout(host, Int32(port), timeout)
+            ctx = try open(redisConnectWithTimeout(host, Int32(port), timeout), "redis connect")
             (password, database) = (pw, db)
         case .unix(let path, let db, let pw):
-            ctx = redisConnectUnixWithTimeout(path, timeout)
+            ctx = try open(redisConnectUnixWithTimeout(path, timeout), "redis connect")
             (password, database) = (pw, db)
+        case .sentinel(let sentinels, let master, let db, let pw):
+            ctx = try primary(from: sentinels, named: master)
+            (password, database, viaSentinel) = (pw, db, true)
         }
-        guard let ctx else { throw StoreUnavailable("redis connect: out of memory") }
-        if ctx.pointee.err != 0 {
-            let cause = Self.errorText(ctx)
-            redisFree(ctx)
-            throw StoreUnavailable("redis connect: \(cause)")
-        }
-        _ = redisSetTimeout(ctx, timeout)
         context = ctx
         onConnect()
         if let password {
@@ -97,7 +98,49 @@ final class RedisConnection {
                 throw StoreUnavailable("redis SELECT: \(e)")
             }
         }
+        // The sentinels' answer can be stale for a moment during a failover.
+        if viaSentinel, case .array(let role) = try command(["ROLE"]), role.first?.text != "master" {
+            disconnect()
+            throw StoreUnavailable("redis via sentinel: the announced primary is a \(role.first?.text ?? "?") (failover under way)")
+        }
         return ctx
+    }
+
+    /// A context that connected, with the timeout set; else the reason, thrown.
+    private func open(_ ctx: UnsafeMutablePointer<redisContext>?, _ what: String) throws(StoreUnavailable) -> UnsafeMutablePointer<redisContext> {
+        guard let ctx else { throw StoreUnavailable("\(what): out of memory") }
+        if ctx.pointee.err != 0 {
+            let cause = Self.errorText(ctx)
+            redisFree(ctx)
+            throw StoreUnavailable("\(what): \(cause)")
+        }
+        _ = redisSetTimeout(ctx, timeout)
+        return ctx
+    }
+
+    /// Asks the sentinels in turn where the primary named `master` is, and connects to it.
+    private func primary(from sentinels: [SentinelAddress], named master: String) throws(StoreUnavailable) -> UnsafeMutablePointer<redisContext> {
+        var causes: [String] = []
+        for sentinel in sentinels {
+            let name = "sentinel \(sentinel.host):\(sentinel.port)"
+            do throws(StoreUnavailable) {
+                let sctx = try open(redisConnectWithTimeout(sentinel.host, Int32(sentinel.port), timeout), name)
+                defer { redisFree(sctx) }
+                guard let raw = Self.send(sctx, ["SENTINEL", "get-master-addr-by-name", master]) else {
+                    throw StoreUnavailable("\(name): \(Self.errorText(sctx))")
+                }
+                let reply = Self.copy(raw.assumingMemoryBound(to: redisReply.self))
+                freeReplyObject(raw)
+                guard case .array(let address) = reply, address.count == 2, let host = address[0].text,
+                      let port = address[1].text.flatMap({ Int32($0) }) else {
+                    throw StoreUnavailable("\(name) knows no primary named \(master): \(reply)")
+                }
+                return try open(redisConnectWithTimeout(host, port, timeout), "redis primary \(host):\(port) (from \(name))")
+            } catch {
+                causes.append(error.description)
+            }
+        }
+        throw StoreUnavailable(causes.isEmpty ? "no sentinels configured" : causes.joined(separator: "; "))
     }
 
     /// True when the server has hung up on an idle connection (a zero-timeout poll).

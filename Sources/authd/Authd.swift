@@ -100,6 +100,8 @@ struct CheckConfig: AsyncParsableCommand {
         switch endpoint {
         case .tcp(let host, let port, let db, let pw): "redis://\(pw == nil ? "" : ":***@")\(host):\(port)/\(db)"
         case .unix(let path, let db, _): "unix://\(path)?db=\(db)"
+        case .sentinel(let sentinels, let master, let db, let pw):
+            "sentinel \(master) via \(sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ",")) db \(db)\(pw == nil ? "" : " with password")"
         }
     }
 }

@@ -66,6 +66,16 @@ import Testing
         #expect(try Config.parseRedisURL("unix:///tmp/r.sock?db=3") == .unix(path: "/tmp/r.sock", database: 3, password: nil))
     }
 
+    @Test func redisSentinels() throws {
+        let c = try config(["REDIS_URL": "redis://:pw@ignored:1/3", "REDIS_SENTINELS": "10.0.0.1:26379, sentinel-b, [::1]:26380",
+                            "REDIS_SENTINEL_MASTER": "auth"])
+        #expect(c.redis == .sentinel([SentinelAddress(host: "10.0.0.1", port: 26379), SentinelAddress(host: "sentinel-b", port: 26379),
+                                      SentinelAddress(host: "::1", port: 26380)], master: "auth", database: 3, password: "pw"))
+        #expect(try config(["REDIS_SENTINELS": "s:1"]).redis == .sentinel([SentinelAddress(host: "s", port: 1)], master: "mymaster", database: 0, password: nil))
+        #expect(problem(["REDIS_SENTINELS": "a:1,b:99999"])?.variable == "REDIS_SENTINELS")
+        #expect(problem(["REDIS_SENTINELS": "a:1", "REDIS_URL": "unix:///run/redis.sock"])?.variable == "REDIS_SENTINELS")
+    }
+
     @Test func listenAddresses() throws {
         #expect(try config(["FCGI_LISTEN": "/run/authd/authd.sock"]).listen == .unix(path: "/run/authd/authd.sock"))
         #expect(try config(["FCGI_LISTEN": "127.0.0.1:9000"]).listen == .tcp(host: "127.0.0.1", port: 9000))

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+
+/// REDIS_SENTINELS: authd finds the primary through Redis Sentinel and follows a
+/// failover without a restart. A primary, a replica and one sentinel on loopback.
+@Suite("Redis Sentinel failover")
+struct SentinelTests {
+    /// Processes of the test, stopped at the end.
+    final class Processes: @unchecked Sendable {
+        let dir: String
+        var children: [String: ChildProcess] = [:]
+        init() throws { dir = try Stack.makeTempDir() }
+
+        func redis(_ name: String, _ arguments: [String]) throws {
+            children[name] = try ChildProcess(
+                name: name, executable: "redis-server", arguments: arguments, environment: ["PATH": Stack.path],
+                directory: dir, stdoutPath: "\(dir)/\(name).log", stderrPath: "\(dir)/\(name).log")
+        }
+
+        func cli(_ port: UInt16, _ arguments: String...) -> String {
+            (try? runCommand("redis-cli", ["-p", String(port)] + arguments, environment: ["PATH": Stack.path], directory: dir).output) ?? ""
+        }
+
+        func stopAll() {
+            for child in children.values { _ = child.stop(grace: 2) }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+
+    /// Polls `condition` every 0.1 s for up to `seconds`; the time it took, or nil.
+    private func within(_ seconds: Double, _ condition: () -> Bool) -> Double? {
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds {
+            if condition() { return Date().timeIntervalSince(start) }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return nil
+    }
+
+    @Test func authdFollowsAFailover() throws {
+        let p = try Processes()
+        defer { p.stopAll() }
+        let primary = try freeLoopbackPort(), replica = try freeLoopbackPort(), sentinel = try freeLoopbackPort()
+        let common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"]
+        try p.redis("primary", ["--port", String(primary)] + common)
+        try p.redis("replica", ["--port", String(replica), "--replicaof", "127.0.0.1", String(primary)] + common)
+        try """
+            port \(sentinel)
+            bind 127.0.0.1
+            sentinel monitor authd 127.0.0.1 \(primary) 1
+            sentinel down-after-milliseconds authd 1000
+            sentinel failover-timeout authd 5000
+            """.write(toFile: p.dir + "/sentinel.conf", atomically: true, encoding: .utf8)
+        try p.redis("sentinel", [p.dir + "/sentinel.conf", "--sentinel"])
+        try #require(within(20) { p.cli(replica, "INFO", "replication").contains("master_link_status:up") } != nil,
+                     "the replica never synced")
+        try #require(within(20) { p.cli(sentinel, "SENTINEL", "replicas", "authd").contains(String(replica)) } != nil,
+                     "the sentinel never saw the replica")
+
+        let stack = try Stack.start(["REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_SENTINELS": "127.0.0.1:\(sentinel)",
+                                     "REDIS_SENTINEL_MASTER": "authd", "REDIS_TIMEOUT": "0.5"])
+        defer { stack.shutdown() }
+        let user = try stack.newUser("sentinel")
+        let next = try stack.rotate(user.tokens.refresh)
+        #expect(p.cli(primary, "DBSIZE") != "0\n")
+        // Everything written so far has reached the replica before the primary goes.
+        #expect(p.cli(primary, "WAIT", "1", "2000").trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+
+        p.children["primary"]?.signal(SIGKILL)
+        let recovered = within(30) { (try? stack.login(user.username, user.password))?.status == 200 }
+        let seconds = try #require(recovered, "no successful login within 30 s of killing the primary")
+        print("sentinel failover: logins succeed again \(String(format: "%.1f", seconds)) s after the primary was killed")
+        #expect(p.cli(sentinel, "SENTINEL", "get-master-addr-by-name", "authd").contains(String(replica)))
+        // State written before the failover is on the new primary, and writes work there.
+        let after = try stack.rotate(next.refresh)
+        expectError(try stack.refresh(next.refresh), status: 403)
+        #expect(try stack.home(after.access).status == 200)
+    }
+}
