@@ -22,6 +22,8 @@ needs=(
     curl                    # make run health check, README walk-through
     jq                      # README walk-through
     wrk                     # load tests
+    python3-jwt             # PyJWT: the test that a token verifies from the JWKS alone
+    python3-cryptography    # ...with PyJWT's EdDSA support
     make
     git                     # SwiftPM fetches package dependencies with git
     ca-certificates
