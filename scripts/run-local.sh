@@ -152,8 +152,8 @@ unixsocketperm 700
 dir "$var/redis"
 logfile "$var/redis/redis.log"
 daemonize no
-appendonly yes
-appendfsync everysec
+# Persistence: AOF with appendfsync always, the production settings (see that file).
+include "$root/deploy/redis/authd.conf"
 EOF
 log "starting redis-server (unix:$var/redis.sock, data in var/redis)"
 redis-server "$var/redis.conf" </dev/null 9>&- &

@@ -32,9 +32,10 @@ extension AuthService {
         } catch {
             throw error.status == 422 ? APIError(400, "Invalid username/password") : error
         }
+        // Busy first: a login refused for load must not touch the failure counters.
+        try admitPasswordWork()
         let throttle = try LoginThrottle(config, username: username, address: request.remoteAddress, store: worker.store)
         do {
-            try admitPasswordWork()
             let user = try worker.store.user(named: username)
             let hash = user?.passwordHash ?? decoyHash
             let matches = try timed(worker) { try hasher.verify(password, against: hash) }

@@ -70,6 +70,11 @@ public struct FastCGIError: Error, CustomStringConvertible {
 public final class FastCGIServer: @unchecked Sendable {
     /// Bodies above this are refused with 413 (API.md; nginx enforces it too).
     public static let maxBody = 16 * 1024
+    /// Read and write timeout of every FastCGI connection. nginx sends a request whole
+    /// (it buffers the body first) and reads the answer at once, so a peer that stalls
+    /// this long in the middle of a request is broken or hostile. Without it, one such
+    /// connection holds a worker forever, and SIGTERM waits for that worker forever.
+    public static let ioTimeoutSeconds = 5
 
     private let listenFD: Int32
     private let service: AuthService
@@ -81,6 +86,8 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Readable once `stop()` has run (a byte is written and never read), so that every
     /// worker waiting on a kept-alive connection wakes up.
     private let stopPipe: (read: Int32, write: Int32)
+    /// One worker at a time waits for a connection, so that a new one wakes one thread.
+    private let acceptLock = Mutex<Void>(())
 
     /// Opens (or adopts) the listening socket.
     public init(listen: ListenAddress, service: AuthService, workers: Int, logger: Logger) throws {
@@ -100,6 +107,10 @@ public final class FastCGIServer: @unchecked Sendable {
             guard fd >= 0 else { throw FastCGIError(call: "FCGX_OpenSocket(\(host):\(port))", code: errno) }
             listenFD = fd
         }
+        // Workers accept connections themselves (acceptConnection). Non-blocking, so that
+        // libfcgi's own accept, which it falls back to after a connection fails, returns
+        // EAGAIN at once instead of handing over a connection without timeouts.
+        _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
         self.service = service
         self.workerCount = workers
         var fds: [Int32] = [-1, -1]
@@ -139,12 +150,10 @@ public final class FastCGIServer: @unchecked Sendable {
     public func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
         FCGX_ShutdownPending()
-        // Workers waiting on a kept-alive connection for nginx's next request wake up.
+        // Workers waiting for a connection, or on a kept-alive one for nginx's next
+        // request, wake up.
         var byte: UInt8 = 1
         _ = Glibc.write(stopPipe.write, &byte, 1)
-        // libfcgi checks the shutdown flag only around accept(); a connection that closes at
-        // once wakes one blocked worker, which then sees the flag and returns.
-        for _ in 0..<workerCount { Self.poke(listenFD) }
         for thread in threads { pthread_join(thread, nil) }
     }
 
@@ -164,18 +173,56 @@ public final class FastCGIServer: @unchecked Sendable {
             // With fastcgi_keep_conn, FCGX_Accept_r would block reading nginx's next request
             // on the same connection, where stop() cannot reach it: wait for that request
             // or for stop(), whichever comes first. (A closed connection also reads as
-            // ready: libfcgi then closes it and goes back to accept(), which stop() wakes.)
-            if request.pointee.ipcFd >= 0, !waitForNextRequest(on: request.pointee.ipcFd) { return }
+            // ready: libfcgi then closes it, and its own accept() returns EAGAIN.)
+            if request.pointee.ipcFd >= 0 {
+                if !waitForNextRequest(on: request.pointee.ipcFd) { return }
+            } else {
+                // Accepted here rather than in libfcgi, so that the connection has its
+                // timeouts before libfcgi reads the request's params from it.
+                guard let fd = acceptConnection() else { return }
+                request.pointee.ipcFd = fd
+                // FCGX_Accept_r first finishes the previous request, closing a connection
+                // not marked as kept; the BEGIN_REQUEST record then sets the real flag.
+                request.pointee.keepConnection = 1
+            }
             let rc = FCGX_Accept_r(request)
             if rc < 0 {
                 if stopping.load(ordering: .acquiring) { return }
+                // The connection failed (EOF, garbage, a timeout) and libfcgi closed it; its
+                // own accept then met the non-blocking listener. Back to ours.
+                if rc == -EAGAIN || rc == -EWOULDBLOCK { continue }
                 logger.error("FCGX_Accept_r failed", metadata: ["rc": "\(rc)"])
                 usleep(10_000)  // e.g. EMFILE: back off instead of spinning
                 continue
             }
             let response = respond(request.pointee, worker, scratch)
             write(response, to: request.pointee.out)
+            // The request's input failed (a timeout or EOF): close without libfcgi's
+            // lingering close, which reads until the peer has been quiet for 2 s.
+            if FCGX_GetError(request.pointee.in) != 0 { _ = FCGX_Detach(request) }
             FCGX_Finish_r(request)
+        }
+    }
+
+    /// The next connection, with its read and write timeouts; nil when stop() came first.
+    private func acceptConnection() -> Int32? {
+        acceptLock.withLock { _ -> Int32? in
+            while true {
+                var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
+                while poll(&fds, 2, -1) < 0, errno == EINTR {}
+                if fds[1].revents != 0 { return nil }
+                let fd = accept(listenFD, nil, nil)  // accept4 is not imported (_GNU_SOURCE)
+                if fd < 0 {
+                    if errno == EMFILE || errno == ENFILE { usleep(10_000) }  // back off, do not spin
+                    continue  // EAGAIN (the peer gave up), ECONNABORTED, EINTR
+                }
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                var tv = timeval(tv_sec: Self.ioTimeoutSeconds, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                return fd
+            }
         }
     }
 
@@ -189,6 +236,9 @@ public final class FastCGIServer: @unchecked Sendable {
 
     private func respond(_ r: FCGX_Request, _ worker: Worker, _ scratch: UnsafeMutableBufferPointer<CChar>) -> Response {
         let p = FastCGIParams(envp: r.envp)
+        // The params already ended in an error (the peer stalled or hung up): reading
+        // stdin would only wait for the timeout again.
+        if FCGX_GetError(r.in) != 0 { return APIError(400, "Incomplete FastCGI request").response }
         guard p.declaredContentLength <= Self.maxBody else {
             drain(r.in)
             return APIError.bodyTooLarge.response
@@ -202,6 +252,10 @@ public final class FastCGIServer: @unchecked Sendable {
         guard count <= Self.maxBody else {
             drain(r.in)
             return APIError.bodyTooLarge.response
+        }
+        // stdin ended before CONTENT_LENGTH bytes: the peer hung up or stalled past the timeout.
+        if FCGX_GetError(r.in) != 0 || count < p.declaredContentLength {
+            return APIError(400, "Request body shorter than its Content-Length").response
         }
         let body = Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[..<count]))
         return service.handle(p.request(body: body), worker: worker)
@@ -246,31 +300,6 @@ public final class FastCGIServer: @unchecked Sendable {
         out.withUnsafeBytes { buf in
             _ = FCGX_PutStr(buf.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(buf.count), stream)
         }
-    }
-
-    /// Connects to our own listening socket and hangs up.
-    private static func poke(_ fd: Int32) {
-        var storage = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let ok = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        guard ok == 0 else { return }
-        let family = Int32(storage.ss_family)
-        if family == AF_INET {
-            // A wildcard bind is reached through loopback.
-            withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
-                    if sin.pointee.sin_addr.s_addr == 0 { sin.pointee.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian }
-                }
-            }
-        }
-        let s = socket(family, Int32(SOCK_STREAM.rawValue), 0)
-        guard s >= 0 else { return }
-        _ = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, len) }
-        }
-        close(s)
     }
 }
 

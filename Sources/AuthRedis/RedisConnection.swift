@@ -58,6 +58,9 @@ final class RedisConnection {
         return copied
     }
 
+    /// False after a timeout or a broken connection (until the next command reconnects).
+    var isConnected: Bool { context != nil }
+
     func disconnect() {
         if let context { redisFree(context) }
         context = nil

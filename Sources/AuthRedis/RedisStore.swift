@@ -52,6 +52,7 @@ public final class RedisStore: AuthStore {
     }
 
     public func releaseUsername(_ username: String, for id: UserID) throws {
+        guard cleanUpAllowed else { return }
         _ = try eval(.releaseReservation, keys: [RedisKey.username(username)], args: [id.rawValue])
     }
 
@@ -126,10 +127,12 @@ public final class RedisStore: AuthStore {
     }
 
     public func returnAttempt(_ key: ThrottleKey) throws {
+        guard cleanUpAllowed else { return }
         _ = try eval(.returnAttempt, keys: [RedisKey.attempts(key)], args: [])
     }
 
     public func clearAttempts(_ key: ThrottleKey) throws {
+        guard cleanUpAllowed else { return }
         _ = try run(["DEL", RedisKey.attempts(key)])
     }
 
@@ -139,6 +142,13 @@ public final class RedisStore: AuthStore {
     }
 
     // MARK: Plumbing
+
+    /// Whether a best-effort clean-up (releasing a name, uncounting a login attempt) may
+    /// talk to Redis: not when the request's previous command timed out or broke the
+    /// connection, since reconnecting to a Redis that does not answer would hold the
+    /// request for another REDIS_TIMEOUT. What the clean-up would undo expires by itself
+    /// (the name reservation after 60 s, the attempt with its window).
+    private var cleanUpAllowed: Bool { connection.isConnected }
 
     /// A command whose Redis error reply is a store failure, not a client's mistake.
     private func run(_ args: [String]) throws -> RedisReply {
