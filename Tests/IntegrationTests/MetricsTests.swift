@@ -23,6 +23,11 @@ struct MetricsTests {
                        "authd_requests_in_flight", "authd_workers 64"] {
             #expect(text.contains(series), "missing \(series)")
         }
+        // From any other address (127.0.0.2 is loopback too, but not on the allow list):
+        // nginx's JSON 403, and authd is never asked.
+        let other = try runCommand("curl", ["-s", "--interface", "127.0.0.2", "-w", "\n%{http_code}", "http://127.0.0.1:\(stack.port)/metrics"],
+                                   directory: stack.dir)
+        #expect(other.output.hasSuffix("\n403") && other.output.contains(#""status":403"#), "\(other.output)")
         let replays = text.split(separator: "\n").first { $0.hasPrefix("authd_refresh_replays_total ") }
         #expect(replays.flatMap { Int($0.split(separator: " ")[1]) }.map { $0 >= 1 } == true, "\(replays ?? "none")")
     }
