@@ -2,7 +2,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: help run test build release deps clean bench soak tsan asan fuzz chaos
+.PHONY: help run test build release deps clean bench soak tsan asan fuzz chaos contract sentinel
 
 help:
 	@echo "make run      install missing Debian packages (root), build release, start redis + authd + nginx on 127.0.0.1:$${HTTP_PORT:-8080}"
@@ -13,6 +13,8 @@ help:
 	@echo "make bench    build release, run wrk through nginx against authd and two references (bench/run.sh; QUICK=1 for a smoke run)"
 	@echo "make soak     build release, 10 minutes of mixed load through nginx; fails if authd's RSS or fds or Redis's memory grow, or on any non-2xx (not in CI)"
 	@echo "make chaos    fault suite: Redis/authd SIGKILL, SIGTERM, AOF durability, slow clients (about 70 s; not in CI)"
+	@echo "make contract schemathesis against docs/openapi.yaml through nginx, on a stack of its own on loopback (release build; AUTHD_BIN=path to skip it)"
+	@echo "make sentinel Redis Sentinel failover test (primary, replica, sentinel on loopback; not in CI)"
 	@echo "make tsan     swift test under ThreadSanitizer (tests and the authd they start; scratch .build-tsan)"
 	@echo "make asan     swift test under AddressSanitizer (scratch .build-asan)"
 	@echo "make fuzz     libFuzzer targets (Fuzz/: JWT, JSON bodies, FastCGI params), FUZZ_SECONDS (60) each"
@@ -55,6 +57,12 @@ tsan asan:
 
 chaos:
 	AUTHD_CHAOS=1 swift test --filter Chaos
+
+contract:
+	bash scripts/contract.sh
+
+sentinel:
+	AUTHD_SENTINEL=1 swift test --filter SentinelTests
 
 fuzz:
 	bash scripts/fuzz.sh $${FUZZ_SECONDS:-60}

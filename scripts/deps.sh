@@ -24,6 +24,7 @@ needs=(
     wrk                     # load tests
     python3-jwt             # PyJWT: the test that a token verifies from the JWKS alone
     python3-cryptography    # ...with PyJWT's EdDSA support
+    python3-venv            # make contract: schemathesis from PyPI in .venv-contract/
     make
     git                     # SwiftPM fetches package dependencies with git
     ca-certificates

@@ -7,7 +7,8 @@
 #
 #   PREFIX  folder for the pid file, logs/ and tmp/ (created, with its subfolders)
 #   LISTEN  what nginx listens on, e.g. 127.0.0.1:18080
-#   SOCKET  authd's unix socket (made absolute if given relative)
+#   SOCKET  authd's unix socket (made absolute if given relative); several, comma-separated,
+#           give one upstream `server` line each
 #
 # Environment: NGINX_ACCESS_LOG=off turns the access log off (default: the JSON
 # access log in PREFIX/logs/access.log). NGINX_RATE_LIMIT=on keeps the production
@@ -40,8 +41,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source_conf=$(cd "$here/.." && pwd)/deploy/nginx.conf
 [[ -r $source_conf ]] || { echo "$0: cannot read $source_conf" >&2; exit 1; }
 
-prefix=$1 listen=$2 socket=$3
-[[ $socket == /* ]] || socket=$PWD/$socket
+prefix=$1 listen=$2
+# SOCKET may be a comma-separated list: one upstream `server` line each (several authd).
+sockets=()
+IFS=, read -r -a given <<<"$3"
+for socket in "${given[@]}"; do
+    [[ $socket == /* ]] || socket=$PWD/$socket
+    sockets+=("$socket")
+done
+socket=$(IFS=,; echo "${sockets[*]}")
 if [[ $listen =~ [[:space:]\;\"\'\{\}\$] ]]; then
     echo "$0: bad LISTEN '$listen' (want host:port, port or unix:/path)" >&2
     exit 2
@@ -129,7 +137,9 @@ tolower($0) ~ /^[ \t]*add_header[ \t]+"?strict-transport-security/ { whole("add_
     params = ""
     for (i = 3; i <= NF; i++) params = params " " $i
     sub(/;$/, "", params)
-    print indent($0) "server \"unix:" ENVIRON["SOCKET"] "\"" params ";"; n_upstream++; next
+    n = split(ENVIRON["SOCKET"], sockets, ",")
+    for (i = 1; i <= n; i++) print indent($0) "server \"unix:" sockets[i] "\"" params ";"
+    n_upstream++; next
 }
 { print }
 END {

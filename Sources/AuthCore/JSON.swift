@@ -80,6 +80,9 @@ public struct JSONParser {
         guard depth <= Self.maxDepth else { throw fail("JSON nested too deeply") }
         i += 1
         var members = [String: JSONValue]()
+        // Duplicates are found on the keys' UTF-8 bytes: Swift's String equality is
+        // canonical equivalence, under which distinct keys ("\u00e9", "e\u0301") collide.
+        var seen = Set<[UInt8]>()
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
@@ -91,7 +94,10 @@ public struct JSONParser {
             i += 1
             skipSpace()
             let v = try value(depth: depth)
-            guard members.updateValue(v, forKey: key) == nil else { throw JSONError("duplicate key \"\(key)\"") }
+            guard seen.insert(Array(key.utf8)).inserted else { throw JSONError("duplicate key \"\(key)\"") }
+            // Of keys that are canonically equal but not byte-equal, the first is kept;
+            // no field the handlers read has such a twin (they are ASCII).
+            if members[key] == nil { members[key] = v }
             skipSpace()
             guard i < bytes.count else { throw fail("expected ',' or '}'") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }

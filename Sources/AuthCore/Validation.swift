@@ -50,7 +50,12 @@ public enum Validation {
     /// Trimmed, ASCII-lower-cased, 3–64 of `a-z 0-9 . _ -`. Only ASCII letters are folded,
     /// so look-alikes such as U+212A KELVIN SIGN are refused rather than mapped onto "k".
     public static func normalizedUsername(_ raw: String) throws(APIError) -> String {
-        let trimmed = raw.trimmingCharacters(where: \.isWhitespace)
+        // Trimmed by Unicode scalars, not Characters: " \u{301}" is one Character that
+        // is white space, and trimming it would drop the combining mark unnoticed.
+        let scalars = raw.unicodeScalars
+        let first = scalars.firstIndex { !$0.properties.isWhitespace } ?? scalars.endIndex
+        let last = scalars.lastIndex { !$0.properties.isWhitespace }
+        let trimmed = last.map { String(scalars[first...$0]) } ?? ""
         let lowered = String(decoding: trimmed.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
         let count = lowered.unicodeScalars.count
         if count < usernameLength.lowerBound {

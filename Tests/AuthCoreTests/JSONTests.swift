@@ -32,6 +32,23 @@ import Testing
         #expect(throws: JSONError.self) { try JSONParser.parse(bytes) }
     }
 
+    /// Found by schemathesis: keys equal only under Unicode canonical equivalence are
+    /// distinct JSON keys, not duplicates; byte-equal ones still are.
+    @Test func duplicateKeysAreByteEqualKeys() throws {
+        #expect(throws: Never.self) { try JSONParser.parse(Array(#"{"\u00e9":1,"e\u0301":2,"\u212a":3,"K":4}"#.utf8)) }
+        #expect(throws: JSONError.self) { try JSONParser.parse(Array(#"{"\u00e9":1,"\u00e9":2}"#.utf8)) }
+        #expect(throws: JSONError.self) { try JSONParser.parse(Array(#"{"a":1,"\u0061":2}"#.utf8)) }
+    }
+
+    /// A space followed by a combining mark is one white-space Character: trimming by
+    /// Characters dropped the mark; by scalars, the mark stays and the name is refused.
+    @Test func usernameTrimmingKeepsCombiningMarks() throws {
+        #expect(try Validation.normalizedUsername("  Bob\t") == "bob")
+        #expect(throws: APIError.self) { try Validation.normalizedUsername("bob-comb \u{301}") }
+        #expect(throws: APIError.self) { try Validation.normalizedUsername(" \u{301}bob-lead") }
+        #expect(throws: APIError.self) { try Validation.normalizedUsername(" \u{3000} ") }
+    }
+
     @Test func limitsNesting() throws {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect(throws: JSONError.self) { try parse(deep) }

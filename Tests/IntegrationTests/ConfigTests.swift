@@ -47,7 +47,7 @@ struct ConfigTests {
     }
 
     @Test func sigtermStopsAuthdWithStatus0() throws {
-        let stack = try Stack.start()
+        let stack = try Stack.start(Stack.oneInstance)  // with two, the other would answer
         defer { stack.shutdown() }
         _ = try stack.newUser("term")
         let termination = stack.stopAuthd()
@@ -62,7 +62,7 @@ struct ConfigTests {
     /// authd promptly, and a request it is working on must complete. The request is held
     /// in flight by pausing Redis (not by a slow bcrypt, whose speed depends on the load).
     @Test func sigtermFinishesTheRequestInFlight() throws {
-        let stack = try Stack.start()
+        let stack = try Stack.start(Stack.oneInstance)
         defer { stack.shutdown() }
         let user = try stack.newUser("inflight")
         for _ in 0..<20 { _ = try stack.call("GET", "/healthz") }  // leave kept connections idle

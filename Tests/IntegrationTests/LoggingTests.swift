@@ -4,8 +4,11 @@ import Testing
 /// authd's log: one JSON object per line on stderr, carrying nginx's request id.
 @Suite("JSON logs")
 struct LoggingTests {
+    /// One authd, so that the request's line is in its one log.
+    private static let single = SharedStack(Stack.oneInstance)
+
     @Test func everyLineIsJSONAndCarriesTheRequestId() throws {
-        let stack = try Stacks.standard()
+        let stack = try Self.single.get()
         let user = try stack.newUser("logs")
         _ = try stack.rotate(user.tokens.refresh)
         let replay = try stack.refresh(user.tokens.refresh)

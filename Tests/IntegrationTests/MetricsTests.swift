@@ -4,8 +4,11 @@ import Testing
 /// GET /metrics through nginx (allowed from loopback only): the named series after traffic.
 @Suite("Metrics")
 struct MetricsTests {
+    /// One authd: a scrape shows the counters of the instance that answers it.
+    private static let single = SharedStack(Stack.oneInstance)
+
     @Test func namedSeriesAfterTraffic() throws {
-        let stack = try Stacks.standard()
+        let stack = try Self.single.get()
         let user = try stack.newUser("metrics")
         let next = try stack.rotate(user.tokens.refresh)
         #expect(try stack.refresh(user.tokens.refresh).status == 403)  // a replay

@@ -7,7 +7,8 @@ import Testing
 @Suite("Secrets hygiene")
 struct SecretsHygieneTests {
     @Test func logsAndErrorsCarryNoSecrets() throws {
-        let stack = try Stack.start(["LOG_LEVEL": "trace", "REDIS_TIMEOUT": "0.5", "LOGIN_USER_MAX_FAILURES": "2"])
+        // One authd, so that every event is in its one log.
+        let stack = try Stack.start(Stack.oneInstance.merging(["LOG_LEVEL": "trace", "REDIS_TIMEOUT": "0.5", "LOGIN_USER_MAX_FAILURES": "2"]) { $1 })
         defer { stack.shutdown() }
         let password = "hygiene pass \(UUID().uuidString)"
         let wrong = "hygiene wrong \(UUID().uuidString)"

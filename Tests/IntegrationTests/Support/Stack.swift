@@ -23,7 +23,19 @@ final class Stack: @unchecked Sendable {
     private var redis: ChildProcess?
     private var authd: ChildProcess?
     private var nginx: ChildProcess?
+    /// authd instances beyond the first (`AUTHD_INSTANCES`), behind the same nginx upstream.
+    private var moreAuthd: [ChildProcess] = []
     private var stopped = false
+
+    /// How many authd share this stack's Redis behind its nginx: `AUTHD_INSTANCES` from
+    /// the overrides, else from the test run's environment (so that the whole suite can
+    /// run against two), else 1. The first is the one `startAuthd`/`killAuthd` manage.
+    var instances: Int {
+        Int(environment["AUTHD_INSTANCES"] ?? ProcessInfo.processInfo.environment["AUTHD_INSTANCES"] ?? "1") ?? 1
+    }
+    /// Overrides for a test that needs exactly one authd, whatever the run's AUTHD_INSTANCES.
+    static let oneInstance = ["AUTHD_INSTANCES": "1"]
+    func authdSocket(_ instance: Int) -> String { instance == 1 ? authdSocket : dir + "/authd-\(instance).sock" }
 
     var redisSocket: String { dir + "/redis.sock" }
     var authdSocket: String { dir + "/authd.sock" }
@@ -137,7 +149,27 @@ final class Stack: @unchecked Sendable {
     private func bringUp() throws {
         try startRedis()
         try startAuthd()
+        for instance in 2...max(2, instances) where instance <= instances {
+            let socket = authdSocket(instance)
+            unlink(socket)
+            var env = environment
+            env["FCGI_LISTEN"] = socket
+            let child = try ChildProcess(
+                name: "authd-\(instance)", executable: Self.authdBinary, arguments: ["serve"],
+                environment: env, directory: dir,
+                stdoutPath: dir + "/authd-\(instance).out", stderrPath: dir + "/authd-\(instance).log")
+            lock.withLock { moreAuthd.append(child) }
+            try waitUntil("authd \(instance) listens on \(socket)", timeout: 20, process: child) {
+                FileManager.default.fileExists(atPath: socket)
+            }
+        }
         try startNginx()
+    }
+
+    /// SIGTERM to authd instance `n` (2...instances); how it ended.
+    func stopAuthd(instance n: Int) -> Termination? {
+        let child = lock.withLock { moreAuthd.indices.contains(n - 2) ? moreAuthd[n - 2] : nil }
+        return child?.stop(grace: 5)
     }
 
     /// Where redis-server keeps its data (the append-only files in `appendonlydir/`).
@@ -264,7 +296,7 @@ final class Stack: @unchecked Sendable {
         let confPath = prefix + "/nginx.conf"
         let conf = try ChildProcess(
             name: "nginx-conf.sh", executable: "bash",
-            arguments: [script, prefix, "127.0.0.1:\(port)", authdSocket],
+            arguments: [script, prefix, "127.0.0.1:\(port)", (1...max(1, instances)).map(authdSocket).joined(separator: ",")],
             environment: ["PATH": Self.path, "NGINX_RATE_LIMIT": environment["NGINX_RATE_LIMIT"] ?? "off"], directory: dir,
             stdoutPath: confPath, stderrPath: prefix + "/nginx-conf.err")
         let generated = conf.wait(timeout: 10)
@@ -326,8 +358,8 @@ final class Stack: @unchecked Sendable {
         let children: [ChildProcess] = lock.withLock {
             if stopped { return [] }
             stopped = true
-            defer { nginx = nil; authd = nil; redis = nil }
-            return [nginx, authd, redis].compactMap { $0 }
+            defer { nginx = nil; authd = nil; redis = nil; moreAuthd = [] }
+            return [nginx, authd].compactMap { $0 } + moreAuthd + [redis].compactMap { $0 }
         }
         for child in children { child.stop() }
         if removeDir && ProcessInfo.processInfo.environment["KEEP_IT_DIRS"] == nil {
