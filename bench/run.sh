@@ -121,10 +121,7 @@ fi
 for h in fcgiapp.h openssl/evp.h crypt.h; do
     [[ -e /usr/include/$h ]] || die "/usr/include/$h missing: run 'make deps' (as root) first"
 done
-(( ${#work} + 12 <= 107 )) || die "'$work' is too long for unix socket paths; move the checkout"
-if [[ $work == *[\"\\\$\;[:space:]]* ]]; then
-    die "the project path '$root' contains a space or one of \" \\ \$ ;"
-fi
+check_work_dir "$work"
 
 mkdir -p "$out"
 exec 9>"$out/bench.lock"
@@ -507,6 +504,23 @@ storm() {
     settle "$authd_pid"
 }
 
+# start_measuring WHAT: how busy the machine is without us (idle_busy_pct, with a
+# warning naming WHAT), then the machine's and our own CPU counters from now on.
+start_measuring() {
+    local busy0 total0 busy1 total1
+    read -r busy0 total0 < <(machine_ticks)
+    sleep 1
+    read -r busy1 total1 < <(machine_ticks)
+    idle_busy_pct=$(( (busy1 - busy0) * 100 / (total1 - total0 > 0 ? total1 - total0 : 1) ))
+    if (( idle_busy_pct > 10 )); then
+        log "warning: the machine is already ${idle_busy_pct}% busy before $1"
+    fi
+    read -r run_busy0 run_total0 < <(machine_ticks)
+    own_ticks >"$work/own0"
+    own0=$(<"$work/own0")
+    started=$SECONDS
+}
+
 # --- the soak (SOAK=1) instead of the rounds: bench/soak.sh ends the script -------------
 if [[ $SOAK == 1 ]]; then
     . "$bench/soak.sh"
@@ -517,17 +531,7 @@ want() { [[ -z ${BENCH_PROFILES:-} || " ${BENCH_PROFILES//,/ } " == *" $1 "* ]];
 run_id=$(date +%s)-$$
 login_users=() storm_users=()
 # How busy the machine is without us, just before the rounds (after the build).
-read -r busy0 total0 < <(machine_ticks)
-sleep 1
-read -r busy1 total1 < <(machine_ticks)
-idle_busy_pct=$(( (busy1 - busy0) * 100 / (total1 - total0 > 0 ? total1 - total0 : 1) ))
-if (( idle_busy_pct > 10 )); then
-    log "warning: the machine is already ${idle_busy_pct}% busy before the rounds start; figures will be low and noisy"
-fi
-read -r run_busy0 run_total0 < <(machine_ticks)
-own_ticks >"$work/own0"
-own0=$(<"$work/own0")
-started=$SECONDS
+start_measuring "the rounds start; figures will be low and noisy"
 log "DURATION=${DURATION}s ROUNDS=$ROUNDS WORKERS=$WORKERS KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE REF_THREADS=$REF_THREADS MIX=$BENCH_MIX ports $port_authd/$port_ref/$port_static"
 for (( round = 1; round <= ROUNDS; round++ )); do
     log "round $round/$ROUNDS: authd with BCRYPT_COST=$login_cost"

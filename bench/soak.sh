@@ -56,17 +56,7 @@ soak_wrk=$work/wrk/soak.txt
 soak_samples=$work/soak-samples.jsonl
 : >"$soak_samples"
 
-read -r busy0 total0 < <(machine_ticks)
-sleep 1
-read -r busy1 total1 < <(machine_ticks)
-idle_busy_pct=$(( (busy1 - busy0) * 100 / (total1 - total0 > 0 ? total1 - total0 : 1) ))
-if (( idle_busy_pct > 10 )); then
-    log "warning: the machine is already ${idle_busy_pct}% busy before the soak starts"
-fi
-read -r run_busy0 run_total0 < <(machine_ticks)
-own_ticks >"$work/own0"
-own0=$(<"$work/own0")
-started=$SECONDS
+start_measuring "the soak starts"
 run_id=$(date +%s)-$$
 
 log "soak: ${SOAK_SECONDS}s, sample every ${SOAK_INTERVAL}s, REFRESH_TOKEN_TTL=${SOAK_TTL}s, BCRYPT_COST=$login_cost, MIX=$BENCH_MIX, $SOAK_USERS login users, WORKERS=$WORKERS KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE, port $port_authd"

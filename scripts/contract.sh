@@ -71,10 +71,7 @@ for tool in nginx redis-server redis-cli curl flock setsid "$python"; do
     command -v "$tool" >/dev/null || die "'$tool' not found: run 'make deps' (as root) first"
 done
 [[ -r $spec ]] || die "no $spec"
-(( ${#work} + 12 <= 107 )) || die "'$work' is too long for unix socket paths; move the checkout"
-if [[ $work == *[\"\\\$\;[:space:]]* ]]; then
-    die "the project path '$root' contains a space or one of \" \\ \$ ;"
-fi
+check_work_dir "$work"
 
 mkdir -p "$work"
 exec 9>"$root/var/contract.lock"

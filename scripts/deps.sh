@@ -25,6 +25,7 @@ needs=(
     python3-jwt             # PyJWT: the test that a token verifies from the JWKS alone
     python3-cryptography    # ...with PyJWT's EdDSA support
     python3-venv            # make contract: schemathesis from PyPI in .venv-contract/
+    systemd                 # systemd-analyze, for the test of deploy/systemd (not started)
     make
     git                     # SwiftPM fetches package dependencies with git
     ca-certificates

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Process helpers shared by scripts/run-local.sh and bench/run.sh (sourced, not run).
+# Process helpers shared by scripts/run-local.sh, scripts/contract.sh and bench/run.sh
+# (sourced, not run).
 # The caller defines log, die and root (the checkout). PROC_HINT, if set, is appended
 # to start-up failures (e.g. " (logs in DIR)").
 
@@ -53,5 +54,14 @@ authd_binary() {
         log "building authd (swift build -c release --static-swift-stdlib)"
         swift build -c release --static-swift-stdlib >&2 || return 1
         echo "$root/.build/release/authd"
+    fi
+}
+
+# check_work_dir DIR: DIR will hold unix sockets (at most 107 bytes of path) and be
+# written into nginx/redis configs in double quotes: refuse what would break either.
+check_work_dir() {
+    (( ${#1} + 12 <= 107 )) || die "'$1' is too long for unix socket paths; move the checkout"
+    if [[ $1 == *[\"\\\$\;[:space:]]* ]]; then
+        die "the project path '$root' contains a space or one of \" \\ \$ ;"
     fi
 }

@@ -96,7 +96,9 @@ public final class MetricsRegistry: Sendable {
 
     public init() {}
 
-    /// Counters for a new worker thread, included in every scrape from now on.
+    /// Counters for a new worker thread, included in every scrape from now on. Call it
+    /// before the thread starts (ThreadSanitizer cannot see Mutex's futex: an append from
+    /// another thread would be reported as racing with the scrape).
     public func newWorker() -> WorkerMetrics {
         let metrics = WorkerMetrics()
         workers.withLock { $0.append(metrics) }

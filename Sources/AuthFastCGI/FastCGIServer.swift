@@ -119,8 +119,8 @@ public final class FastCGIServer: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Starts the worker threads. `makeWorker` runs once on each thread.
-    public func start(makeWorker: @escaping @Sendable () -> Worker) throws {
+    /// Starts the worker threads. `makeWorker(i)` runs once on thread i (0..<workers).
+    public func start(makeWorker: @escaping @Sendable (Int) -> Worker) throws {
         // glibc gives each thread that allocates an arena of its own (up to 8 per core);
         // with a hundred mostly idle workers that is resident memory for nothing, and a
         // request allocates little. MALLOC_ARENA_MAX in the environment still wins.
@@ -130,8 +130,8 @@ public final class FastCGIServer: @unchecked Sendable {
         defer { pthread_attr_destroy(&attributes) }
         // Handlers need little stack; 128 threads at the default 8 MiB would reserve 1 GiB.
         pthread_attr_setstacksize(&attributes, 256 * 1024)
-        for _ in 0..<workerCount {
-            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(worker: makeWorker()) })
+        for index in 0..<workerCount {
+            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(worker: makeWorker(index)) })
             var thread = pthread_t()
             let rc = pthread_create(&thread, &attributes, { raw in
                 let job = Unmanaged<WorkerJob>.fromOpaque(raw!).takeRetainedValue()

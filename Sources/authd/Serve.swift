@@ -35,9 +35,11 @@ enum Server {
         // only make accept fail: ours replace them.
         let stopSignal = try StopSignal()
         let redis = config.redis, timeout = config.redisTimeout
-        try server.start {
-            let metrics = service.metrics.newWorker()
-            return Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, metrics: metrics), metrics: metrics)
+        // Registered here, before the threads exist, so that their creation orders the
+        // registry's writes before any scrape.
+        let metrics = (0..<config.workers).map { _ in service.metrics.newWorker() }
+        try server.start { index in
+            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, metrics: metrics[index]), metrics: metrics[index])
         }
         logger.info("authd serving", metadata: [
             "listen": "\(config.listen)", "workers": "\(config.workers)", "alg": "\(config.algorithm.rawValue)",
