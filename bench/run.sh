@@ -525,6 +525,17 @@ start_measuring() {
     started=$SECONDS
 }
 
+# stop_measuring: other_load_pct, the share of the machine that processes other than
+# ours used since start_measuring (call it after ours have stopped and been reaped).
+stop_measuring() {
+    local run_busy1 run_total1 own1
+    read -r run_busy1 run_total1 < <(machine_ticks)
+    own_ticks >"$work/own1"
+    own1=$(<"$work/own1")
+    other_load_pct=$(awk -v b=$((run_busy1 - run_busy0)) -v t=$((run_total1 - run_total0)) -v o=$((own1 - own0)) \
+        'BEGIN { v = t > 0 ? (b - o) * 100 / t : 0; if (v < 0) v = 0; printf "%.1f", v }')
+}
+
 # --- the soak (SOAK=1) instead of the rounds: bench/soak.sh ends the script -------------
 if [[ $SOAK == 1 ]]; then
     . "$bench/soak.sh"
@@ -613,11 +624,7 @@ elapsed=$((SECONDS - started))
 # Everything of ours has stopped and been reaped: what the machine did beyond our own
 # processes (another build or benchmark) is the "other load" of the run.
 cleanup
-read -r run_busy1 run_total1 < <(machine_ticks)
-own_ticks >"$work/own1"
-own1=$(<"$work/own1")
-other_load_pct=$(awk -v b=$((run_busy1 - run_busy0)) -v t=$((run_total1 - run_total0)) -v o=$((own1 - own0)) \
-    'BEGIN { v = t > 0 ? (b - o) * 100 / t : 0; if (v < 0) v = 0; printf "%.1f", v }')
+stop_measuring
 if awk -v v="$other_load_pct" 'BEGIN { exit !(v > 5) }'; then
     log "warning: other processes used ${other_load_pct}% of the machine during the run; rerun on a quiet machine"
 fi

@@ -137,11 +137,7 @@ lua_counts=$({ grep -E '^BENCH(-STATUS| soak) ' "$soak_wrk" || true; } | cut -d'
 
 elapsed=$((SECONDS - started))
 cleanup
-read -r run_busy1 run_total1 < <(machine_ticks)
-own_ticks >"$work/own1"
-own1=$(<"$work/own1")
-other_load_pct=$(awk -v b=$((run_busy1 - run_busy0)) -v t=$((run_total1 - run_total0)) -v o=$((own1 - own0)) \
-    'BEGIN { v = t > 0 ? (b - o) * 100 / t : 0; if (v < 0) v = 0; printf "%.1f", v }')
+stop_measuring
 authd_errors=$(grep -c -E '^[^ ]+ (error|critical)' "$soak_log" || true)
 
 jq -s \
