@@ -14,7 +14,7 @@ help:
 	@echo "make soak     build release, 10 minutes of mixed load through nginx; fails if authd's RSS or fds or Redis's memory grow, or on any non-2xx (not in CI)"
 	@echo "make chaos    fault suite: Redis/authd SIGKILL, SIGTERM, AOF durability, slow clients (about 70 s; not in CI)"
 	@echo "make contract schemathesis against docs/openapi.yaml through nginx, on a stack of its own on loopback (release build; AUTHD_BIN=path to skip it)"
-	@echo "make sentinel Redis Sentinel failover test (primary, replica, sentinel on loopback; not in CI)"
+	@echo "make sentinel the Redis Sentinel failover test alone (primary, replica, sentinel on loopback)"
 	@echo "make tsan     swift test under ThreadSanitizer (tests and the authd they start; scratch .build-tsan)"
 	@echo "make asan     swift test under AddressSanitizer (scratch .build-asan)"
 	@echo "make fuzz     libFuzzer targets (Fuzz/: JWT, JSON bodies, FastCGI params), FUZZ_SECONDS (60) each"
@@ -62,7 +62,7 @@ contract:
 	bash scripts/contract.sh
 
 sentinel:
-	AUTHD_SENTINEL=1 swift test --filter SentinelTests
+	swift test --filter SentinelTests
 
 fuzz:
 	bash scripts/fuzz.sh $${FUZZ_SECONDS:-60}
