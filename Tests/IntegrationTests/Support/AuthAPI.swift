@@ -92,17 +92,30 @@ extension Stack {
     }
 
     /// Registers a fresh user; requires 201 and a token pair.
+    /// A set-up step, answered like a well-behaved client would: a 503 with
+    /// `Retry-After` (the password lane is full while parallel tests register) is retried
+    /// after that many seconds, a few times.
+    func retryingBusy(_ request: () throws -> HTTPResponse) throws -> HTTPResponse {
+        var response = try request()
+        for _ in 0..<10 where response.status == 503 {
+            guard let wait = response.header("Retry-After").flatMap(Double.init) else { break }
+            Thread.sleep(forTimeInterval: wait)
+            response = try request()
+        }
+        return response
+    }
+
     func newUser(_ prefix: String = "u", password: String = validPassword,
                  sourceLocation: SourceLocation = #_sourceLocation) throws -> User {
         let username = uniqueName(prefix)
-        let response = try register(username, password)
+        let response = try retryingBusy { try register(username, password) }
         try #require(response.status == 201, "register \(username): \(response)", sourceLocation: sourceLocation)
         return User(username: username, password: password, tokens: try TokenPair(response, sourceLocation: sourceLocation))
     }
 
     /// Logs the user in again (a new session); requires 200 and a token pair.
     func newSession(_ user: User, sourceLocation: SourceLocation = #_sourceLocation) throws -> TokenPair {
-        let response = try login(user.username, user.password)
+        let response = try retryingBusy { try login(user.username, user.password) }
         try #require(response.status == 200, "login \(user.username): \(response)", sourceLocation: sourceLocation)
         return try TokenPair(response, sourceLocation: sourceLocation)
     }
