@@ -177,14 +177,7 @@ sampler_flag=$work/sampling
 
 
 stop_nginx() {
-    local pid
-    stop_one nginx "$nginx_pid" 10
-    for pid in $nginx_workers; do
-        if alive "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then
-            log "killing leftover nginx worker $pid"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
+    stop_nginx_tree "$nginx_pid" "$nginx_workers"
     nginx_pid='' nginx_workers=''
 }
 

@@ -126,17 +126,10 @@ base=http://127.0.0.1:$port
 redis_pid='' authd_pid='' nginx_pid='' nginx_workers='' st_pid=''
 stopped=false
 stop_all() {
-    local pid
     $stopped && return 0
     stopped=true
     [[ -z $st_pid ]] || stop_one schemathesis "$st_pid" 5
-    stop_one nginx "$nginx_pid" 10
-    for pid in $nginx_workers; do
-        if alive "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then
-            log "killing leftover nginx worker $pid"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
+    stop_nginx_tree "$nginx_pid" "$nginx_workers"
     stop_one authd "$authd_pid" 15
     stop_one redis-server "$redis_pid" 10
     rm -f "$work/authd.sock" "$work/redis.sock"

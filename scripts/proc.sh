@@ -65,3 +65,16 @@ check_work_dir() {
         die "the project path '$root' contains a space or one of \" \\ \$ ;"
     fi
 }
+
+# stop_nginx_tree PID "WORKER_PIDS": stops nginx's master, then kills any of its workers
+# still alive (a master killed after its timeout leaves them running).
+stop_nginx_tree() {
+    local pid
+    stop_one nginx "$1" 10
+    for pid in $2; do
+        if alive "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then
+            log "killing leftover nginx worker $pid"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+}
