@@ -93,7 +93,9 @@ setup_seconds=$((SECONDS - started))
 
 # --- authd binary ----------------------------------------------------------------------
 if [[ -n ${AUTHD_BIN:-} ]]; then
-    bin=$AUTHD_BIN
+    # Absolute: authd is started from the work folder.
+    [[ -x $AUTHD_BIN ]] || die "AUTHD_BIN=$AUTHD_BIN is not an executable file"
+    bin=$(cd "$(dirname "$AUTHD_BIN")" && pwd)/$(basename "$AUTHD_BIN")
     log "using AUTHD_BIN=$bin (not building)"
 else
     scratch=${SWIFT_SCRATCH_PATH:-$root/.build}
