@@ -59,19 +59,19 @@ public final class AuthService: Sendable {
 
     public func handle(_ request: Request, worker: Worker) -> Response {
         let started = ContinuousClock.now
-        let response: Response, route: WorkerMetrics.Route
+        let response: Response, matched: Endpoint?
         switch Self.route(request.path, request.method) {
         case .found(let endpoint):
-            route = endpoint.metricsRoute
+            matched = endpoint
             response = answer(endpoint, request, worker)
         case .unknownPath:
-            route = .unmatched
+            matched = nil
             response = APIError.notFound.response
         case .wrongMethod(let allow):
-            route = .unmatched
+            matched = nil
             response = APIError(405, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
         }
-        worker.metrics.request(route, status: response.status, nanoseconds: started.duration(to: .now).nanoseconds)
+        worker.metrics.request(matched, status: response.status, nanoseconds: started.duration(to: .now).nanoseconds)
         return response
     }
 
@@ -126,29 +126,17 @@ public final class AuthService: Sendable {
         case "/readyz": return only("GET", .readyz)
         case "/.well-known/jwks.json": return only("GET", .jwks)
         case "/metrics": return only("GET", .metrics)
-        default: return .unknownPath
+        case "/auth/sessions": return only("GET", .sessions)
+        case "/auth/password": return only("POST", .changePassword)
+        case "/auth/account": return only("DELETE", .deleteAccount)
+        default:
+            // The one route with a parameter: /auth/sessions/{id}, the id not empty.
+            guard path.utf8.count > sessionPathPrefix.utf8.count, path.hasPrefix(sessionPathPrefix) else { return .unknownPath }
+            return only("DELETE", .endSession)
         }
     }
 
-    enum Endpoint: Sendable {
-        case register, login, refreshToken, logout, logoutAll, me, home, healthz, readyz, jwks, metrics
-
-        var metricsRoute: WorkerMetrics.Route {
-            switch self {
-            case .register: .register
-            case .login: .login
-            case .refreshToken: .refreshToken
-            case .logout: .logout
-            case .logoutAll: .logoutAll
-            case .me: .me
-            case .home: .home
-            case .healthz: .healthz
-            case .readyz: .readyz
-            case .jwks: .jwks
-            case .metrics: .metrics
-            }
-        }
-    }
+    static let sessionPathPrefix = "/auth/sessions/"
 
     private func dispatch(_ endpoint: Endpoint, _ request: Request, _ worker: Worker) throws -> Response {
         switch endpoint {
@@ -158,7 +146,11 @@ public final class AuthService: Sendable {
         case .logout: try logout(request, worker)
         case .logoutAll: try logoutAll(request, worker)
         case .me: try me(request, worker)
-        case .home: try home(request)
+        case .sessions: try sessions(request, worker)
+        case .endSession: try endSession(request, worker)
+        case .changePassword: try changePassword(request, worker)
+        case .deleteAccount: try deleteAccount(request, worker)
+        case .home: try home(request, worker)
         case .healthz: Response.json(200) { $0.field("status", "ok") }
         case .readyz: try readyz(worker)
         case .jwks: Response(status: 200, body: jwksBody)
@@ -166,6 +158,33 @@ public final class AuthService: Sendable {
             Response(status: 200, headers: [("Cache-Control", "no-store")],
                      body: Array(metrics.exposition(inFlight: inFlight.load(ordering: .relaxed), workerCount: config.workers).utf8),
                      contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+    }
+}
+
+/// What a request is routed to; also the row its metrics are counted in.
+enum Endpoint: Int, CaseIterable, Sendable {
+    case register, login, refreshToken, logout, logoutAll, me, sessions, endSession, changePassword, deleteAccount
+    case home, healthz, readyz, jwks, metrics
+
+    /// The `route` label of its metrics.
+    var label: String {
+        switch self {
+        case .register: "/auth/register"
+        case .login: "/auth/login"
+        case .refreshToken: "/auth/refresh-token"
+        case .logout: "/auth/logout"
+        case .logoutAll: "/auth/logout-all"
+        case .me: "/auth/me"
+        case .sessions: "/auth/sessions"
+        case .endSession: "/auth/sessions/{id}"
+        case .changePassword: "/auth/password"
+        case .deleteAccount: "/auth/account"
+        case .home: "/"
+        case .healthz: "/healthz"
+        case .readyz: "/readyz"
+        case .jwks: "/.well-known/jwks.json"
+        case .metrics: "/metrics"
         }
     }
 }

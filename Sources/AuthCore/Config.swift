@@ -66,6 +66,9 @@ public struct Config: Sendable {
     /// Failed logins per client address (IPv6: per /64; 0 = off) within a window.
     public var loginAddressMaxFailures: Int
     public var loginAddressWindow: Int64
+    /// Protected routes also check that the access token's session still exists (one
+    /// store read), so that ending a session takes effect at once. Off: `GET /` needs no store.
+    public var accessTokenSessionCheck: Bool
 
     /// Every variable the service reads, for the environment/.env readers.
     public static let variables = [
@@ -74,6 +77,7 @@ public struct Config: Sendable {
         "JWT_ISSUER", "JWT_ALG", "JWT_LEEWAY", "BCRYPT_COST", "BCRYPT_CONCURRENCY", "REDIS_URL",
         "REDIS_TIMEOUT", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL", "LOG_FORMAT",
         "LOGIN_USER_MAX_FAILURES", "LOGIN_USER_WINDOW", "LOGIN_ADDRESS_MAX_FAILURES", "LOGIN_ADDRESS_WINDOW",
+        "ACCESS_TOKEN_SESSION_CHECK",
     ]
 
     public static let minimumSecretBytes = 32
@@ -99,6 +103,14 @@ public struct Config: Sendable {
                 throw ConfigError(name, "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(v)\")")
             }
             return n
+        }
+        func flag(_ name: String, default d: Bool) throws(ConfigError) -> Bool {
+            guard let v = value(name) else { return d }
+            switch v.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw ConfigError(name, "must be true or false (got \"\(v)\")")
+            }
         }
         func duration(_ name: String, default d: Int64, allowZero: Bool) throws(ConfigError) -> Int64 {
             guard let v = value(name) else { return d }
@@ -182,6 +194,7 @@ public struct Config: Sendable {
         loginUserWindow = try duration("LOGIN_USER_WINDOW", default: 900, allowZero: false)
         loginAddressMaxFailures = try integer("LOGIN_ADDRESS_MAX_FAILURES", default: 100, in: 0...1_000_000)
         loginAddressWindow = try duration("LOGIN_ADDRESS_WINDOW", default: 900, allowZero: false)
+        accessTokenSessionCheck = try flag("ACCESS_TOKEN_SESSION_CHECK", default: false)
     }
 
     /// `90`, `90s`, `15m`, `1h`, `365d`, `1w` to seconds; nil when malformed.

@@ -20,7 +20,7 @@ extension AuthService {
             throw error
         }
         logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
-        return try startSession(for: user.id, request, worker, status: 201)
+        return try startSession(for: user, request, worker, status: 201)
     }
 
     /// POST /auth/login: 200 with a pair for a new session; 401 with one message for an
@@ -40,7 +40,7 @@ extension AuthService {
             let hash = user?.passwordHash ?? decoyHash
             let matches = try timed(worker) { try hasher.verify(password, against: hash) }
             guard let user, matches else { throw Self.badCredentials }
-            let response = try startSession(for: user.id, request, worker, status: 200)
+            let response = try startSession(for: user, request, worker, status: 200)
             throttle.succeeded()
             return response
         } catch let error as APIError where error == Self.badCredentials {
@@ -62,7 +62,7 @@ extension AuthService {
         let outcome = try worker.store.rotate(
             claims.session, of: claims.subject, presented: claims.id, next: next,
             ttl: sessionTTL(next, now: now), grace: config.reuseGrace,
-            meta: SessionMeta(userAgent: request.userAgent, address: request.remoteAddress), now: now)
+            meta: sessionMeta(request), now: now)
         switch outcome {
         case .rotated:
             return try tokenPair(user: claims.subject, session: claims.session, refresh: next, status: 200)
@@ -87,17 +87,15 @@ extension AuthService {
 
     /// POST /auth/logout-all: ends every session of the access token's user.
     func logoutAll(_ request: Request, _ worker: Worker) throws -> Response {
-        let claims = try authenticate(request)
+        let claims = try authenticate(request, worker)
         try worker.store.endAllSessions(of: claims.subject)
         return .noContent
     }
 
     /// GET /auth/me: the account of the access token's user.
     func me(_ request: Request, _ worker: Worker) throws -> Response {
-        let claims = try authenticate(request)
-        guard let user = try worker.store.user(id: claims.subject) else {
-            throw Self.unauthorized(description: "The user no longer exists")
-        }
+        let claims = try authenticate(request, worker)
+        guard let user = try worker.store.user(id: claims.subject) else { throw Self.userGone }
         return .json(200) { w in
             w.field("id", user.id.rawValue)
             w.field("username", user.username)
@@ -105,9 +103,10 @@ extension AuthService {
         }
     }
 
-    /// GET /: a protected route that needs no store, so it keeps working when Redis is down.
-    func home(_ request: Request) throws -> Response {
-        let claims = try authenticate(request)
+    /// GET /: a protected route that needs no store, so it keeps working when Redis is down
+    /// (unless ACCESS_TOKEN_SESSION_CHECK is on).
+    func home(_ request: Request, _ worker: Worker) throws -> Response {
+        let claims = try authenticate(request, worker)
         return .json(200) { w in
             w.field("message", "Hello from a protected route")
             w.field("userId", claims.subject.rawValue)
@@ -141,15 +140,29 @@ extension AuthService {
     /// How long a registration may take between reserving the name and storing the user.
     static let reservationTTL: Int64 = 60
 
-    /// A new session for `user` with a fresh token pair.
-    func startSession(for user: UserID, _ request: Request, _ worker: Worker, status: Int) throws -> Response {
+    /// A new session for `user` with a fresh token pair. 401 when the password was changed
+    /// (or the account deleted) since `user` was read: a login that checked the old
+    /// password must not leave a session behind the change.
+    func startSession(for user: UserRecord, _ request: Request, _ worker: Worker, status: Int) throws -> Response {
         let now = clock.now()
         let session = SessionID(randomID())
         let token = RefreshTokenState(jti: randomID(), issuedAt: now, expiresAt: now + config.refreshTTL)
-        try worker.store.createSession(session, of: user, token: token, ttl: sessionTTL(token, now: now),
-                                       meta: SessionMeta(userAgent: request.userAgent, address: request.remoteAddress), now: now)
-        return try tokenPair(user: user, session: session, refresh: token, status: status)
+        guard try worker.store.createSession(session, of: user.id, token: token, ttl: sessionTTL(token, now: now),
+                                             meta: sessionMeta(request), now: now, passwordHash: user.passwordHash) else {
+            throw Self.badCredentials
+        }
+        return try tokenPair(user: user.id, session: session, refresh: token, status: status)
     }
+
+    /// What a session keeps of its client. The User-Agent is cut to 256 bytes (at a
+    /// character boundary): it is shown back in session lists, not kept as evidence.
+    func sessionMeta(_ request: Request) -> SessionMeta {
+        var agent = Substring(request.userAgent)
+        while agent.utf8.count > Self.userAgentBytes { agent.removeLast() }
+        return SessionMeta(userAgent: String(agent), address: request.remoteAddress)
+    }
+
+    static let userAgentBytes = 256
 
     /// How long the session lives in the store: the token's remaining life, or the idle
     /// limit when that is shorter.
@@ -188,9 +201,19 @@ extension AuthService {
         }
     }
 
+    /// The claims of a valid `Authorization: Bearer` access token whose session, with
+    /// ACCESS_TOKEN_SESSION_CHECK on, still exists; 401 otherwise.
+    func authenticate(_ request: Request, _ worker: Worker) throws -> Claims {
+        let claims = try verifiedAccessToken(request)
+        if config.accessTokenSessionCheck, try !worker.store.sessionExists(claims.session, of: claims.subject) {
+            throw Self.unauthorized(description: "The session has ended")
+        }
+        return claims
+    }
+
     /// The claims of a valid `Authorization: Bearer` access token, or 401 with RFC 6750's
     /// `WWW-Authenticate`.
-    func authenticate(_ request: Request) throws(APIError) -> Claims {
+    func verifiedAccessToken(_ request: Request) throws(APIError) -> Claims {
         guard let header = request.authorization, let token = Self.bearerToken(header) else {
             throw APIError(401, "Unauthorized", headers: [("WWW-Authenticate", "Bearer")])
         }
@@ -204,6 +227,8 @@ extension AuthService {
             throw Self.unauthorized(description: "The access token is invalid")
         }
     }
+
+    static let userGone = unauthorized(description: "The user no longer exists")
 
     static func unauthorized(description: String) -> APIError {
         APIError(401, "Unauthorized", headers: [

@@ -20,10 +20,12 @@ public final class WorkerMetrics: @unchecked Sendable {
     func add(_ slot: Int, _ amount: UInt64 = 1) { slots[slot].add(amount, ordering: .relaxed) }
     func load(_ slot: Int) -> UInt64 { slots[slot].load(ordering: .relaxed) }
 
-    /// One request answered: its route, status and time in authd.
-    func request(_ route: Route, status: Int, nanoseconds: UInt64) {
-        add(Slot.requests + route.rawValue * Slot.statusColumns + Slot.statusIndex(status))
-        observe(Slot.latency + route.rawValue * Slot.histogramSize, nanoseconds)
+    /// One request answered: its endpoint (nil: a 404 or 405 of the router), status and
+    /// time in authd.
+    func request(_ endpoint: Endpoint?, status: Int, nanoseconds: UInt64) {
+        let row = Slot.row(endpoint)
+        add(Slot.requests + row * Slot.statusColumns + Slot.statusIndex(status))
+        observe(Slot.latency + row * Slot.histogramSize, nanoseconds)
     }
 
     /// Time a password check or hash took, waiting for the lane included.
@@ -46,28 +48,6 @@ public final class WorkerMetrics: @unchecked Sendable {
         case tokenPairsIssued, refreshReplays, loginsThrottled, storeErrors
     }
 
-    /// The routes a request is counted under; `unmatched` is a 404 or 405 of the router.
-    enum Route: Int, CaseIterable {
-        case register, login, refreshToken, logout, logoutAll, me, home, healthz, readyz, jwks, metrics, unmatched
-
-        var label: String {
-            switch self {
-            case .register: "/auth/register"
-            case .login: "/auth/login"
-            case .refreshToken: "/auth/refresh-token"
-            case .logout: "/auth/logout"
-            case .logoutAll: "/auth/logout-all"
-            case .me: "/auth/me"
-            case .home: "/"
-            case .healthz: "/healthz"
-            case .readyz: "/readyz"
-            case .jwks: "/.well-known/jwks.json"
-            case .metrics: "/metrics"
-            case .unmatched: "unmatched"
-            }
-        }
-    }
-
     /// Where each counter lives in `slots`.
     enum Slot {
         static let statuses = [200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503]
@@ -80,10 +60,15 @@ public final class WorkerMetrics: @unchecked Sendable {
         static let requests = storeConnects + 1
         /// The statuses, then "other".
         static let statusColumns = statuses.count + 1
-        static let latency = requests + Route.allCases.count * statusColumns
-        static let bcrypt = latency + Route.allCases.count * histogramSize
+        static let latency = requests + rows * statusColumns
+        static let bcrypt = latency + rows * histogramSize
         static let storeConnects = 4  // after the four events
         static let count = bcrypt + histogramSize
+
+        /// One row of request counters per endpoint, then one for the router's 404s and 405s.
+        static let rows = Endpoint.allCases.count + 1
+        static func row(_ endpoint: Endpoint?) -> Int { endpoint?.rawValue ?? Endpoint.allCases.count }
+        static func label(_ row: Int) -> String { row < Endpoint.allCases.count ? Endpoint.allCases[row].label : "unmatched" }
 
         /// The status's column; the last one is "other".
         static func statusIndex(_ status: Int) -> Int { statuses.firstIndex(of: status) ?? statuses.count }
@@ -129,19 +114,19 @@ public final class MetricsRegistry: Sendable {
         }
 
         header("authd_requests_total", "counter", "Requests answered by authd, by route and status.")
-        for route in WorkerMetrics.Route.allCases {
+        for row in 0..<Slot.rows {
             for column in 0...Slot.statuses.count {
-                let n = total(Slot.requests + route.rawValue * Slot.statusColumns + column)
+                let n = total(Slot.requests + row * Slot.statusColumns + column)
                 guard n > 0 else { continue }
                 let status = column < Slot.statuses.count ? String(Slot.statuses[column]) : "other"
-                out += "authd_requests_total{route=\"\(route.label)\",status=\"\(status)\"} \(n)\n"
+                out += "authd_requests_total{route=\"\(Slot.label(row))\",status=\"\(status)\"} \(n)\n"
             }
         }
         header("authd_request_duration_seconds", "histogram", "Time from the parsed request to the answer, by route.")
-        for route in WorkerMetrics.Route.allCases {
-            let base = Slot.latency + route.rawValue * Slot.histogramSize
+        for row in 0..<Slot.rows {
+            let base = Slot.latency + row * Slot.histogramSize
             guard (0...Slot.bucketsNs.count).contains(where: { total(base + $0) > 0 }) else { continue }
-            histogram("authd_request_duration_seconds", labels: "route=\"\(route.label)\"", base: base)
+            histogram("authd_request_duration_seconds", labels: "route=\"\(Slot.label(row))\"", base: base)
         }
         header("authd_bcrypt_seconds", "histogram", "bcrypt hashes and checks, waiting for the hashing lane included.")
         histogram("authd_bcrypt_seconds", labels: "", base: Slot.bcrypt)

@@ -92,6 +92,23 @@ public struct SessionMeta: Equatable, Sendable {
     }
 }
 
+/// A live session as `GET /auth/sessions` lists it.
+public struct SessionInfo: Equatable, Sendable {
+    public var id: SessionID
+    /// Unix seconds: the login or registration that started it.
+    public var createdAt: Int64
+    /// Unix seconds: its latest login or refresh.
+    public var lastUsedAt: Int64
+    public var meta: SessionMeta
+
+    public init(id: SessionID, createdAt: Int64, lastUsedAt: Int64, meta: SessionMeta) {
+        self.id = id
+        self.createdAt = createdAt
+        self.lastUsedAt = lastUsedAt
+        self.meta = meta
+    }
+}
+
 /// The result of presenting a refresh token for rotation.
 public enum RotationOutcome: Equatable, Sendable {
     /// The token was the session's current one and has been replaced.
@@ -123,7 +140,8 @@ public struct StoreUnavailable: Error, CustomStringConvertible {
 /// be reached.
 public protocol AuthStore {
     /// Reserves `username` for the new user `id` for `ttl` seconds. Atomic: of N
-    /// concurrent reservations of one name exactly one succeeds. False when taken.
+    /// concurrent reservations of one name exactly one succeeds. False when taken (by a
+    /// user that exists or a registration in progress).
     func reserveUsername(_ username: String, for id: UserID, ttl: Int64) throws -> Bool
     /// Stores the user and makes its reservation permanent. False when the reservation
     /// was lost meanwhile (it expired and another user took the name).
@@ -134,16 +152,30 @@ public protocol AuthStore {
     func user(id: UserID) throws -> UserRecord?
 
     /// Starts a session whose current refresh token is `token`; the session expires
-    /// after `ttl` seconds unless rotated.
-    func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState,
-                       ttl: Int64, meta: SessionMeta, now: Int64) throws
+    /// after `ttl` seconds unless rotated. Atomic with password changes and account
+    /// deletion: false (and no session) when the user's stored hash is no longer
+    /// `passwordHash`, the one the caller just checked or set.
+    func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
+                       meta: SessionMeta, now: Int64, passwordHash: String) throws -> Bool
     /// Atomic compare-and-swap of the session's current token. `ttl` is the new
     /// session lifetime; `grace` the retry window in seconds (0 = off).
     func rotate(_ session: SessionID, of user: UserID, presented jti: String,
                 next: RefreshTokenState, ttl: Int64, grace: Int64,
                 meta: SessionMeta, now: Int64) throws -> RotationOutcome
-    func endSession(_ session: SessionID, of user: UserID) throws
+    /// Ends one session of `user`; false when it did not exist (or belongs to another user).
+    @discardableResult
+    func endSession(_ session: SessionID, of user: UserID) throws -> Bool
     func endAllSessions(of user: UserID) throws
+    /// The user's live sessions, in no particular order.
+    func sessions(of user: UserID) throws -> [SessionInfo]
+    /// One read: whether the session is still live.
+    func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool
+    /// Atomically: replaces the password hash `old` by `new` and ends every session of the
+    /// user except `kept`. False (nothing changed) when the stored hash is no longer `old`.
+    func changePassword(of user: UserID, from old: String, to new: String, keeping kept: SessionID) throws -> Bool
+    /// Deletes the user and all its sessions (atomically, when its hash is still the one the
+    /// caller checked; false otherwise, nothing deleted), then frees its username.
+    func deleteUser(_ user: UserRecord) throws -> Bool
     /// Counts one password attempt against `key`. The first attempt opens a window of
     /// `window` seconds; once `limit` attempts are counted in it, further ones are refused
     /// (not counted) and the answer is the seconds until the window closes. Nil: admitted.

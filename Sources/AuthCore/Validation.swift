@@ -43,7 +43,8 @@ public enum Validation {
         return (try normalizedUsername(username), try checkedPassword(password))
     }
 
-    private static func field(_ object: [String: JSONValue], _ name: String) throws(APIError) -> String {
+    /// A required string field whose absence or type is a 422 naming it.
+    public static func field(_ object: [String: JSONValue], _ name: String) throws(APIError) -> String {
         do { return try string(object, name) } catch { throw APIError(422, error.message) }
     }
 
@@ -74,16 +75,17 @@ public enum Validation {
     }
 
     /// 8–72 bytes of UTF-8 (bcrypt's limit: longer input is refused, never truncated), no NUL.
-    public static func checkedPassword(_ password: String) throws(APIError) -> String {
+    /// `name` is the field the messages name.
+    public static func checkedPassword(_ password: String, field name: String = "password") throws(APIError) -> String {
         let bytes = password.utf8.count
         if bytes < passwordBytes.lowerBound {
-            throw APIError(422, "\"password\" length must be at least \(passwordBytes.lowerBound) characters long")
+            throw APIError(422, "\"\(name)\" length must be at least \(passwordBytes.lowerBound) characters long")
         }
         if bytes > passwordBytes.upperBound {
-            throw APIError(422, "\"password\" length must be less than or equal to \(passwordBytes.upperBound) bytes long in UTF-8 (bcrypt's limit)")
+            throw APIError(422, "\"\(name)\" length must be less than or equal to \(passwordBytes.upperBound) bytes long in UTF-8 (bcrypt's limit)")
         }
         if password.utf8.contains(0) {
-            throw APIError(422, "\"password\" must not contain NUL characters")
+            throw APIError(422, "\"\(name)\" must not contain NUL characters")
         }
         return password
     }

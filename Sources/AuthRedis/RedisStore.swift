@@ -32,10 +32,25 @@ public final class RedisStore: AuthStore {
     // MARK: Users
 
     public func reserveUsername(_ username: String, for id: UserID, ttl: Int64) throws -> Bool {
-        let reply = try run(["SET", RedisKey.username(username), id.rawValue, "NX", "EX", String(ttl)])
+        let set = ["SET", RedisKey.username(username), id.rawValue, "NX", "EX", String(ttl)]
+        var reply = try run(set)
+        if reply == .null, try dropStaleName(username) { reply = try run(set) }
         if reply == .null { return false }
         guard case .status("OK") = reply else { throw unexpected("SET NX", reply) }
         return true
+    }
+
+    /// Frees a name whose user is gone: an account deletion that stopped between its two
+    /// steps (user, then name; different Cluster slots) leaves the name index behind.
+    /// A permanent index always had its user written first (`createUser`), and user ids
+    /// are never reused, so a permanent index without its user is stale for good. True
+    /// when the name may be free now. Runs only when a registration finds the name taken.
+    private func dropStaleName(_ username: String) throws -> Bool {
+        let key = RedisKey.username(username)
+        guard case .string(let raw) = try run(["GET", key]) else { return true }
+        let id = String(decoding: raw, as: UTF8.self)
+        guard case .integer(0) = try run(["EXISTS", RedisKey.user(UserID(id))]) else { return false }
+        return try eval(.releaseName, keys: [key], args: [id, "permanent"]) == .integer(1)
     }
 
     public func createUser(_ user: UserRecord) throws -> Bool {
@@ -53,7 +68,7 @@ public final class RedisStore: AuthStore {
 
     public func releaseUsername(_ username: String, for id: UserID) throws {
         guard cleanUpAllowed else { return }
-        _ = try eval(.releaseReservation, keys: [RedisKey.username(username)], args: [id.rawValue])
+        _ = try eval(.releaseName, keys: [RedisKey.username(username)], args: [id.rawValue, "pending"])
     }
 
     public func user(named username: String) throws -> UserRecord? {
@@ -82,13 +97,15 @@ public final class RedisStore: AuthStore {
 
     // MARK: Sessions
 
-    public func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState,
-                              ttl: Int64, meta: SessionMeta, now: Int64) throws {
+    public func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
+                              meta: SessionMeta, now: Int64, passwordHash: String) throws -> Bool {
         let reply = try eval(.createSession,
-                             keys: [RedisKey.session(session, of: user), RedisKey.sessions(user)],
+                             keys: [RedisKey.session(session, of: user), RedisKey.sessions(user), RedisKey.user(user)],
                              args: [session.rawValue, token.jti, String(token.issuedAt), String(token.expiresAt),
-                                    String(ttl), String(now), meta.userAgent, meta.address, RedisKey.sessionPrefix(user)])
-        guard case .integer(1) = reply else { throw unexpected("create session", reply) }
+                                    String(ttl), String(now), meta.userAgent, meta.address, RedisKey.sessionPrefix(user),
+                                    passwordHash])
+        guard case .integer(let created) = reply, created == 0 || created == 1 else { throw unexpected("create session", reply) }
+        return created == 1
     }
 
     public func rotate(_ session: SessionID, of user: UserID, presented jti: String, next: RefreshTokenState,
@@ -110,12 +127,54 @@ public final class RedisStore: AuthStore {
         }
     }
 
-    public func endSession(_ session: SessionID, of user: UserID) throws {
-        _ = try eval(.endSession, keys: [RedisKey.session(session, of: user), RedisKey.sessions(user)], args: [session.rawValue])
+    @discardableResult
+    public func endSession(_ session: SessionID, of user: UserID) throws -> Bool {
+        let reply = try eval(.endSession, keys: [RedisKey.session(session, of: user), RedisKey.sessions(user)], args: [session.rawValue])
+        guard case .integer(let ended) = reply else { throw unexpected("end session", reply) }
+        return ended > 0
     }
 
     public func endAllSessions(of user: UserID) throws {
         _ = try eval(.endAllSessions, keys: [RedisKey.sessions(user)], args: [RedisKey.sessionPrefix(user)])
+    }
+
+    public func sessions(of user: UserID) throws -> [SessionInfo] {
+        let reply = try eval(.listSessions, keys: [RedisKey.sessions(user)], args: [RedisKey.sessionPrefix(user)])
+        guard case .array(let f) = reply, f.count % 5 == 0 else { throw unexpected("list sessions", reply) }
+        return try stride(from: 0, to: f.count, by: 5).map { i in
+            guard let id = f[i].text, let created = f[i + 1].text.flatMap({ Int64($0) }),
+                  let used = f[i + 2].text.flatMap({ Int64($0) }), let agent = f[i + 3].text, let address = f[i + 4].text else {
+                throw unexpected("list sessions", reply)
+            }
+            return SessionInfo(id: SessionID(id), createdAt: created, lastUsedAt: used,
+                               meta: SessionMeta(userAgent: agent, address: address))
+        }
+    }
+
+    public func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool {
+        let reply = try run(["EXISTS", RedisKey.session(session, of: user)])
+        guard case .integer(let n) = reply else { throw unexpected("EXISTS", reply) }
+        return n == 1
+    }
+
+    public func changePassword(of user: UserID, from old: String, to new: String, keeping kept: SessionID) throws -> Bool {
+        let reply = try eval(.changePassword, keys: [RedisKey.user(user), RedisKey.sessions(user)],
+                             args: [old, new, kept.rawValue, RedisKey.sessionPrefix(user)])
+        guard case .integer(let changed) = reply else { throw unexpected("change password", reply) }
+        return changed == 1
+    }
+
+    public func deleteUser(_ user: UserRecord) throws -> Bool {
+        let reply = try eval(.deleteUser, keys: [RedisKey.user(user.id), RedisKey.sessions(user.id)],
+                             args: [user.passwordHash, RedisKey.sessionPrefix(user.id)])
+        guard case .integer(let deleted) = reply else { throw unexpected("delete user", reply) }
+        guard deleted == 1 else { return false }
+        // The account is gone; freeing the name is the second step, in the name's slot. If
+        // it fails here, the next registration of the name frees it (`dropStaleName`).
+        if cleanUpAllowed {
+            _ = try? eval(.releaseName, keys: [RedisKey.username(user.username)], args: [user.id.rawValue, "any"])
+        }
+        return true
     }
 
     // MARK: Login throttling
@@ -196,8 +255,8 @@ public final class RedisStore: AuthStore {
 
 /// The Lua scripts: each runs atomically on the server.
 enum Script: String, CaseIterable {
-    case keepReservation, releaseReservation, createSession, rotate, endSession, endAllSessions
-    case takeAttempt, returnAttempt
+    case keepReservation, releaseName, createSession, rotate, endSession, endAllSessions
+    case listSessions, changePassword, deleteUser, takeAttempt, returnAttempt
 
     var source: String {
         switch self {
@@ -208,19 +267,23 @@ enum Script: String, CaseIterable {
             redis.call('PERSIST', KEYS[1])
             return 1
             """
-        case .releaseReservation:
-            // KEYS: username index. ARGV: user id. Deletes only a reservation of this id
-            // that is still pending (has a TTL), never a registered name.
+        case .releaseName:
+            // KEYS: username index. ARGV: user id; which: `pending` (a reservation, with a
+            // TTL), `permanent` (a registered name) or `any`. Deletes the name only while it
+            // is this id's and in that state. 1 when deleted.
             """
-            if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('TTL', KEYS[1]) > 0 then
-              redis.call('DEL', KEYS[1])
-            end
-            return 1
+            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+            local ttl = redis.call('TTL', KEYS[1])
+            if (ARGV[2] == 'pending' and ttl < 0) or (ARGV[2] == 'permanent' and ttl ~= -1) then return 0 end
+            return redis.call('DEL', KEYS[1])
             """
         case .createSession:
-            // KEYS: session, sessions set. ARGV: sid, jti, iat, exp, ttl, now, ua, ip, session key prefix.
+            // KEYS: session, sessions set, user. ARGV: sid, jti, iat, exp, ttl, now, ua, ip,
+            // session key prefix, password hash. 0 (nothing written) when the user's hash is
+            // not that one any more: the password changed or the account is gone.
             // Also drops ids of sessions that have expired since, so the set stays small.
             """
+            if redis.call('HGET', KEYS[3], 'hash') ~= ARGV[10] then return 0 end
             redis.call('HSET', KEYS[1], 'jti', ARGV[2], 'iat', ARGV[3], 'exp', ARGV[4], 'createdAt', ARGV[6], 'lastUsedAt', ARGV[6], 'ua', ARGV[7], 'ip', ARGV[8])
             redis.call('EXPIRE', KEYS[1], ARGV[5])
             for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -251,11 +314,11 @@ enum Script: String, CaseIterable {
             return {3}
             """
         case .endSession:
-            // KEYS: session, sessions set. ARGV: sid.
+            // KEYS: session, sessions set. ARGV: sid. 1 when the session existed.
             """
-            redis.call('DEL', KEYS[1])
+            local n = redis.call('DEL', KEYS[1])
             redis.call('SREM', KEYS[2], ARGV[1])
-            return 1
+            return n
             """
         case .endAllSessions:
             // KEYS: sessions set. ARGV: session key prefix. The session keys it builds carry
@@ -265,6 +328,46 @@ enum Script: String, CaseIterable {
             for _, sid in ipairs(ids) do redis.call('DEL', ARGV[1] .. sid) end
             redis.call('DEL', KEYS[1])
             return #ids
+            """
+        case .listSessions:
+            // KEYS: sessions set. ARGV: session key prefix. A flat list, five per session:
+            // sid, createdAt, lastUsedAt, ua, ip. Ids of expired sessions are dropped.
+            """
+            local out = {}
+            for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+              local s = redis.call('HMGET', ARGV[1] .. sid, 'createdAt', 'lastUsedAt', 'ua', 'ip')
+              if s[1] then
+                for _, v in ipairs({sid, s[1], s[2] or s[1], s[3] or '', s[4] or ''}) do out[#out + 1] = v end
+              else
+                redis.call('SREM', KEYS[1], sid)
+              end
+            end
+            return out
+            """
+        case .changePassword:
+            // KEYS: user, sessions set. ARGV: old hash, new hash, sid to keep, session key
+            // prefix. 0 (nothing changed) unless the stored hash is the old one. One step
+            // with respect to createSession and rotate: a login that checked the old
+            // password cannot add a session afterwards, and no other session outlives it.
+            """
+            if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 0 end
+            redis.call('HSET', KEYS[1], 'hash', ARGV[2])
+            for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+              if sid ~= ARGV[3] then
+                redis.call('DEL', ARGV[4] .. sid)
+                redis.call('SREM', KEYS[2], sid)
+              end
+            end
+            return 1
+            """
+        case .deleteUser:
+            // KEYS: user, sessions set. ARGV: password hash, session key prefix. 0 (nothing
+            // deleted) unless the stored hash is that one.
+            """
+            if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 0 end
+            for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', ARGV[2] .. sid) end
+            redis.call('DEL', KEYS[1], KEYS[2])
+            return 1
             """
         case .takeAttempt:
             // KEYS: attempt counter. ARGV: window, limit. 0 when counted; else the seconds

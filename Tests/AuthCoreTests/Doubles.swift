@@ -41,7 +41,9 @@ struct PlainHasher: PasswordHasher {
 /// An in-memory AuthStore with the same rotation rules as the Redis scripts, for driving
 /// the handlers without sockets. The Redis implementation is tested against a real server.
 final class MemoryStore: AuthStore, @unchecked Sendable {
-    struct Session { var token: RefreshTokenState; var prev: String?; var rotatedAt: Int64; var expires: Int64 }
+    struct Session {
+        var token: RefreshTokenState, prev: String?, rotatedAt: Int64, expires: Int64, createdAt: Int64, meta: SessionMeta
+    }
     var users: [String: UserRecord] = [:]
     var sessions: [String: [String: Session]] = [:]
     var down = false
@@ -74,11 +76,16 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
         if reserved[username] == id { reserved[username] = nil }
     }
     func user(named username: String) throws -> UserRecord? { try check(); return users[username] }
-    func user(id: UserID) throws -> UserRecord? { try check(); return users.values.first { $0.id == id } }
+    func user(id: UserID) throws -> UserRecord? { try check(); return user(withID: id) }
+    private func user(withID id: UserID) -> UserRecord? { users.values.first { $0.id == id } }
 
-    func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64, meta: SessionMeta, now: Int64) throws {
+    func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
+                       meta: SessionMeta, now: Int64, passwordHash: String) throws -> Bool {
         try check()
-        sessions[user.rawValue, default: [:]][session.rawValue] = Session(token: token, prev: nil, rotatedAt: now, expires: now + ttl)
+        guard self.user(withID: user)?.passwordHash == passwordHash else { return false }
+        sessions[user.rawValue, default: [:]][session.rawValue] = Session(
+            token: token, prev: nil, rotatedAt: now, expires: now + ttl, createdAt: now, meta: meta)
+        return true
     }
 
     func rotate(_ session: SessionID, of user: UserID, presented jti: String, next: RefreshTokenState, ttl: Int64,
@@ -90,6 +97,7 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
             s.token = next
             s.rotatedAt = now
             s.expires = now + ttl
+            s.meta = meta
             sessions[user.rawValue]![session.rawValue] = s
             return .rotated
         }
@@ -98,8 +106,37 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
         return .replayed
     }
 
-    func endSession(_ session: SessionID, of user: UserID) throws { try check(); sessions[user.rawValue]?[session.rawValue] = nil }
+    func endSession(_ session: SessionID, of user: UserID) throws -> Bool {
+        try check()
+        return sessions[user.rawValue]?.removeValue(forKey: session.rawValue).map { $0.expires > clock.now() } ?? false
+    }
     func endAllSessions(of user: UserID) throws { try check(); sessions[user.rawValue] = nil }
+    func sessions(of user: UserID) throws -> [SessionInfo] {
+        try check()
+        let now = clock.now()
+        return (sessions[user.rawValue] ?? [:]).compactMap { id, s in
+            s.expires > now ? SessionInfo(id: SessionID(id), createdAt: s.createdAt, lastUsedAt: s.rotatedAt, meta: s.meta) : nil
+        }
+    }
+    func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool {
+        try check()
+        return (sessions[user.rawValue]?[session.rawValue]?.expires).map { $0 > clock.now() } ?? false
+    }
+    func changePassword(of user: UserID, from old: String, to new: String, keeping kept: SessionID) throws -> Bool {
+        try check()
+        guard var record = self.user(withID: user), record.passwordHash == old else { return false }
+        record.passwordHash = new
+        users[record.username] = record
+        sessions[user.rawValue] = sessions[user.rawValue]?.filter { $0.key == kept.rawValue }
+        return true
+    }
+    func deleteUser(_ user: UserRecord) throws -> Bool {
+        try check()
+        guard self.user(withID: user.id)?.passwordHash == user.passwordHash else { return false }
+        users[user.username] = nil
+        sessions[user.id.rawValue] = nil
+        return true
+    }
     func ping() throws { try check() }
 
     /// Attempt counters with the Redis script's rules: count and window end.

@@ -45,8 +45,8 @@ import Testing
               Int(s) == r.status else { return nil }
         return m
     }
-    func register(_ name: String = "alice", _ password: String = "password1") -> (access: String, refresh: String) {
-        let r = call("POST", "/auth/register", json: #"{"username":"\#(name)","password":"\#(password)"}"#)
+    func register(_ name: String = "alice", _ password: String = "password1", on service: AuthService? = nil) -> (access: String, refresh: String) {
+        let r = call("POST", "/auth/register", json: #"{"username":"\#(name)","password":"\#(password)"}"#, on: service)
         return (string(r, "accessToken") ?? "", string(r, "refreshToken") ?? "")
     }
     func refresh(_ token: String, on service: AuthService? = nil) -> Response {

@@ -61,12 +61,16 @@ public struct DownStore: AuthStore {
     public func releaseUsername(_ username: String, for id: UserID) throws { throw down() }
     public func user(named username: String) throws -> UserRecord? { throw down() }
     public func user(id: UserID) throws -> UserRecord? { throw down() }
-    public func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState,
-                              ttl: Int64, meta: SessionMeta, now: Int64) throws { throw down() }
+    public func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
+                              meta: SessionMeta, now: Int64, passwordHash: String) throws -> Bool { throw down() }
     public func rotate(_ session: SessionID, of user: UserID, presented jti: String, next: RefreshTokenState,
                        ttl: Int64, grace: Int64, meta: SessionMeta, now: Int64) throws -> RotationOutcome { throw down() }
-    public func endSession(_ session: SessionID, of user: UserID) throws { throw down() }
+    public func endSession(_ session: SessionID, of user: UserID) throws -> Bool { throw down() }
     public func endAllSessions(of user: UserID) throws { throw down() }
+    public func sessions(of user: UserID) throws -> [SessionInfo] { throw down() }
+    public func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool { throw down() }
+    public func changePassword(of user: UserID, from old: String, to new: String, keeping kept: SessionID) throws -> Bool { throw down() }
+    public func deleteUser(_ user: UserRecord) throws -> Bool { throw down() }
     public func takeAttempt(_ key: ThrottleKey, limit: Int, window: Int64) throws -> Int64? { throw down() }
     public func returnAttempt(_ key: ThrottleKey) throws { throw down() }
     public func clearAttempts(_ key: ThrottleKey) throws { throw down() }
