@@ -3,29 +3,48 @@ import Testing
 
 /// The routes that take a JSON body.
 enum BodyRoute: String, CaseIterable, Sendable {
-    case register, login, refresh, logout
+    case register, login, refresh, logout, password, account
 
-    var method: String { self == .logout ? "DELETE" : "POST" }
+    var method: String { self == .logout || self == .account ? "DELETE" : "POST" }
     var path: String {
         switch self {
         case .register: "/auth/register"
         case .login: "/auth/login"
         case .refresh: "/auth/refresh-token"
         case .logout: "/auth/logout"
+        case .password: "/auth/password"
+        case .account: "/auth/account"
         }
     }
     var successStatus: Int {
         switch self {
         case .register: 201
         case .login, .refresh: 200
-        case .logout: 204
+        case .logout, .password, .account: 204
+        }
+    }
+
+    /// A body that succeeds on this route, as ordered fields, and the access token the
+    /// route needs (nil: none).
+    func validRequest(on stack: Stack) throws -> (fields: [(String, String)], bearer: String?) {
+        switch self {
+        case .password:
+            let user = try stack.newUser("bi")
+            return ([("currentPassword", user.password), ("newPassword", "a new password for bi")], user.tokens.access)
+        case .account:
+            let user = try stack.newUser("bi")
+            return ([("password", user.password)], user.tokens.access)
+        default:
+            return (try validFields(on: stack), nil)
         }
     }
 
     /// A body that succeeds on this route (a fresh user for register; an existing
     /// user's credentials or current refresh token otherwise), as ordered fields.
+    /// The routes that need an access token: `validRequest`.
     func validFields(on stack: Stack) throws -> [(String, String)] {
         switch self {
+        case .password, .account: return try validRequest(on: stack).fields
         case .register: return [("username", uniqueName("bi")), ("password", validPassword)]
         case .login:
             let user = try stack.newUser("bi")
@@ -117,15 +136,17 @@ struct BadInputTests {
     /// The control: the valid body every bad case is made from succeeds.
     @Test(arguments: BodyRoute.allCases)
     func validBodySucceeds(route: BodyRoute) throws {
-        let fields = try route.validFields(on: stack)
-        let response = try stack.call(route.method, route.path, body: BadInput.object(fields.map { ($0.0, BadInput.quoted($0.1)) }))
+        let (fields, bearer) = try route.validRequest(on: stack)
+        let response = try stack.call(route.method, route.path, body: BadInput.object(fields.map { ($0.0, BadInput.quoted($0.1)) }),
+                                      bearer: bearer)
         #expect(response.status == route.successStatus, "\(response)")
     }
 
     @Test(arguments: BodyRoute.allCases, BadInput.allCases)
     func badInputIsAClientErrorInTheErrorShape(route: BodyRoute, input: BadInput) throws {
-        let (body, contentType) = input.request(try route.validFields(on: stack))
-        let response = try stack.call(route.method, route.path, body: body, contentType: contentType)
+        let (fields, bearer) = try route.validRequest(on: stack)
+        let (body, contentType) = input.request(fields)
+        let response = try stack.call(route.method, route.path, body: body, contentType: contentType, bearer: bearer)
         if input == .body17KiB {
             expectError(response, status: 413)
         } else {
@@ -161,9 +182,9 @@ struct BadInputTests {
 
     @Test(arguments: BodyRoute.allCases, ["application/json; charset=utf-8", "application/json;charset=UTF-8", "Application/JSON"])
     func jsonContentTypeVariantsAreAccepted(route: BodyRoute, contentType: String) throws {
-        let fields = try route.validFields(on: stack)
+        let (fields, bearer) = try route.validRequest(on: stack)
         let body = BadInput.object(fields.map { ($0.0, BadInput.quoted($0.1)) })
-        let response = try stack.call(route.method, route.path, body: body, contentType: contentType)
+        let response = try stack.call(route.method, route.path, body: body, contentType: contentType, bearer: bearer)
         #expect(response.status == route.successStatus, "\(response)")
     }
 

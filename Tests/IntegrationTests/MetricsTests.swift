@@ -34,4 +34,28 @@ struct MetricsTests {
         let replays = text.split(separator: "\n").first { $0.hasPrefix("authd_refresh_replays_total ") }
         #expect(replays.flatMap { Int($0.split(separator: " ")[1]) }.map { $0 >= 1 } == true, "\(replays ?? "none")")
     }
+
+    /// The account routes are counted under their templates; a session id never becomes
+    /// a label value (one series per session would grow without bound).
+    @Test func accountRoutesAreLabelledByTemplate() throws {
+        let stack = try Self.single.get()
+        let user = try stack.newUser("metricsacct")
+        let other = try stack.newSession(user)
+        let sid = try sessionID(of: other.refresh)
+        #expect(try stack.sessions(user.tokens.access).status == 200)
+        #expect(try stack.endSession(sid, user.tokens.access).status == 204)
+        #expect(try stack.endSession(sid, user.tokens.access).status == 404)
+        try stack.expectPasswordChanged(user.tokens.access, current: user.password, new: "metrics new password")
+        try stack.expectAccountDeleted(user.tokens.access, password: "metrics new password")
+        let text = String(decoding: try stack.get("/metrics").body, as: UTF8.self)
+        for series in [#"authd_requests_total{route="/auth/sessions",status="200"}"#,
+                       #"authd_requests_total{route="/auth/sessions/{id}",status="204"}"#,
+                       #"authd_requests_total{route="/auth/sessions/{id}",status="404"}"#,
+                       #"authd_requests_total{route="/auth/password",status="204"}"#,
+                       #"authd_requests_total{route="/auth/account",status="204"}"#,
+                       #"authd_request_duration_seconds_bucket{route="/auth/sessions/{id}",le="+Inf"}"#] {
+            #expect(text.contains(series), "missing \(series)")
+        }
+        #expect(!text.contains(sid), "a session id in the metrics")
+    }
 }
