@@ -17,12 +17,12 @@ def div($a; $b): if $a == null or $b == null or $b == 0 then null else $a / $b e
     | . + {vs_c_get: div($r.rps; $c.rps)}
     | if .profile == "authd-get" then . + {target_ratio: div($r.rps; $c.rps),
           cpu_minus_c: (if $r.cpu_us != null and $c.cpu_us != null then $r.cpu_us - $c.cpu_us else null end)}
-      elif .profile == "authd-refresh" then . + {target_ratio: div($r.rps; $g.rps)}
+      elif .profile == "authd-refresh" or .profile == "authd-get-checked" then . + {target_ratio: div($r.rps; $g.rps)}
       elif .profile == "authd-login" then . + {target_ratio: div($r.rps; rec($r.round; "bcrypt-raw").rps)}
       elif .profile == "storm-get" then . + {target_ratio: div($r.rps; $g.rps), p99_ratio: div($r.p99_ms; $g.p99_ms)}
       else . end
   )) as $all
-| ["nginx-return200", "c-ref-get", "authd-get", "authd-refresh", "authd-login", "authd-mixed",
+| ["nginx-return200", "c-ref-get", "authd-get", "authd-get-checked", "authd-refresh", "authd-login", "authd-mixed",
    "storm-get", "storm-login", "bcrypt-raw"] as $order
 | ($order | map(. as $p | $all | map(select(.profile == $p)) | select(length > 0) | {
       profile: $p,

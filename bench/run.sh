@@ -8,6 +8,8 @@
 #   nginx-return200   GET / answered by nginx itself                     (reference)
 #   c-ref-get         GET / through nginx to bench/ref_responder.c       (reference)
 #   authd-get         GET / with a valid access token                    (bench/get.lua)
+#   authd-get-checked the same on an authd restarted with ACCESS_TOKEN_SESSION_CHECK=true
+#                     (one Redis EXISTS per request)
 #   authd-refresh     POST /auth/refresh-token rotating 128 real sessions (bench/refresh.lua)
 #   authd-mixed       BENCH_MIX % of GET / , refresh, login (bench/mixed.lua)
 #   authd-login       POST /auth/login at BCRYPT_COST=10                  (bench/login.lua)
@@ -360,14 +362,14 @@ nginx -t -q -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;'
 
 http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" || true; }
 
-start_stack() {   # start_stack COST: authd with BCRYPT_COST=COST, then nginx
-    local cost=$1
+start_stack() {   # start_stack COST [SESSION_CHECK]: authd with BCRYPT_COST=COST, then nginx
+    local cost=$1 session_check=${2:-false}
     rm -f "$work/authd.sock"
     (
         cd "$work"
         export ACCESS_TOKEN_SECRET=$access_secret REFRESH_TOKEN_SECRET=$refresh_secret
         export REDIS_URL="unix://$work/redis.sock" FCGI_LISTEN="$work/authd.sock"
-        export WORKERS BCRYPT_COST=$cost
+        export WORKERS BCRYPT_COST=$cost ACCESS_TOKEN_SESSION_CHECK=$session_check
         # The failed-login limits count logins in flight too (so parallel guesses cannot
         # pass them together): 64 connections logging in as a few users would be 429s.
         # The bench measures hashing, not the brute-force defence.
@@ -599,6 +601,14 @@ for (( round = 1; round <= ROUNDS; round++ )); do
         printf '  %-16s %9.1f hashes/s at cost %d on %d threads\n' bcrypt-raw "$rate" "$login_cost" "$nthreads" >&2
     fi
     stop_stack
+
+    if want authd-get-checked; then
+        log "round $round/$ROUNDS: authd with ACCESS_TOKEN_SESSION_CHECK=true"
+        start_stack "$login_cost" true
+        settle "$authd_pid"
+        profile authd-get-checked "$api_base/" "$bench/get.lua" "$authd_pid" "$work/authd.sock"
+        stop_stack
+    fi
 
     want storm-get || continue
     log "round $round/$ROUNDS: authd with BCRYPT_COST=$storm_cost (login storm)"

@@ -8,6 +8,7 @@ def x: if . == null then "–" elif . < 0.1 then ((. * 1000 | round / 1000 | tos
   {"nginx-return200": "nginx `return 200` alone (reference)",
    "c-ref-get": "C libfcgi responder, `GET /` (reference)",
    "authd-get": "authd `GET /`",
+   "authd-get-checked": "authd `GET /`, ACCESS_TOKEN_SESSION_CHECK=true",
    "authd-refresh": "authd `POST /auth/refresh-token`",
    "authd-login": "authd `POST /auth/login` (cost \($r.settings.login_bcrypt_cost))",
    "authd-mixed": "authd mixed \($r.settings.mix_get_refresh_login | gsub(","; "/")) (GET/refresh/login)",
@@ -16,6 +17,7 @@ def x: if . == null then "–" elif . < 0.1 then ((. * 1000 | round / 1000 | tos
    "bcrypt-raw": "raw bcrypt cost \($r.settings.login_bcrypt_cost), \($r.machine.nproc) threads, hashes/s"} as $names
 | def target($p; $v):
     if $p == "authd-get" then "\($v.target_ratio | x) C (≥ 1.0×); CPU C \(if $v.cpu_minus_c == null then "–" elif $v.cpu_minus_c >= 0 then "+" + ($v.cpu_minus_c | n(1)) else ($v.cpu_minus_c | n(1)) end) µs (≤ +3)"
+    elif $p == "authd-get-checked" then "\($v.target_ratio | x) unchecked `GET /` (cost of the session check)"
     elif $p == "authd-refresh" then "\($v.target_ratio | x) `GET /` (≥ 0.6×)"
     elif $p == "authd-login" then "\($v.target_ratio | x) raw bcrypt (≥ 0.9×)"
     elif $p == "storm-get" then "\($v.target_ratio | x) solo req/s (≥ 0.5×), p99 \($v.p99_ratio | x) solo (< 4×)"
