@@ -605,6 +605,8 @@ for (( round = 1; round <= ROUNDS; round++ )); do
     if want authd-get-checked; then
         log "round $round/$ROUNDS: authd with ACCESS_TOKEN_SESSION_CHECK=true"
         start_stack "$login_cost" true
+        [[ $(http_code -H "Authorization: Bearer $BENCH_TOKEN" "$api_base/") == 200 ]] \
+            || die "authd with the session check refuses the bench token (its session ended?)"
         settle "$authd_pid"
         profile authd-get-checked "$api_base/" "$bench/get.lua" "$authd_pid" "$work/authd.sock"
         stop_stack

@@ -6,8 +6,10 @@ extension AuthService {
     /// GET /auth/sessions: the caller's live sessions, most recently used first.
     func sessions(_ request: Request, _ worker: Worker) throws -> Response {
         let claims = try authenticate(request, worker)
-        let list = try worker.store.sessions(of: claims.subject).sorted {
-            ($0.lastUsedAt, $0.createdAt, $0.id.rawValue) > ($1.lastUsedAt, $1.createdAt, $1.id.rawValue)
+        let list = try worker.store.sessions(of: claims.subject).sorted { a, b in
+            if a.lastUsedAt != b.lastUsedAt { return a.lastUsedAt > b.lastUsedAt }
+            if a.createdAt != b.createdAt { return a.createdAt > b.createdAt }
+            return a.id.rawValue < b.id.rawValue
         }
         return .json(200, headers: [("Cache-Control", "no-store")]) { w in
             w.beginArray("sessions")
@@ -69,8 +71,11 @@ extension AuthService {
 
     /// Checks the caller's password as a login does (busy check, failed-login limits, one
     /// bcrypt), then runs `commit` with the user as read. `commit` answers false when the
-    /// stored hash changed since (a concurrent password change): the password given is no
-    /// longer the current one, so that is `wrong` too.
+    /// stored hash changed since: after a concurrent password change the password given is
+    /// no longer the current one, so that is `wrong` too; after a concurrent deletion the
+    /// user is gone, which is no failed guess. (A password change hashes the new password
+    /// inside `commit`: that second bcrypt can still be refused as busy, 503, with the
+    /// attempt withdrawn.)
     private func reauthenticated(_ claims: Claims, password: String, _ request: Request, _ worker: Worker,
                                  wrong: APIError, commit: (UserRecord) throws -> Bool) throws {
         try admitPasswordWork()
@@ -80,8 +85,11 @@ extension AuthService {
             // A string that breaks the password rules cannot be the password, and bcrypt
             // would cut one over 72 bytes: no hash is computed for it.
             let plausible = (try? Validation.checkedPassword(password)) != nil
-            guard plausible, try timed(worker, { try hasher.verify(password, against: user.passwordHash) }),
-                  try commit(user) else { throw wrong }
+            guard plausible, try timed(worker, { try hasher.verify(password, against: user.passwordHash) }) else { throw wrong }
+            guard try commit(user) else {
+                guard try worker.store.user(id: user.id) != nil else { throw Self.userGone }
+                throw wrong
+            }
             throttle.succeeded()
         } catch let error as APIError where error == wrong {
             throw error  // a failure: it stays counted

@@ -154,12 +154,17 @@ extension AuthService {
         return try tokenPair(user: user.id, session: session, refresh: token, status: status)
     }
 
-    /// What a session keeps of its client. The User-Agent is cut to 256 bytes (at a
-    /// character boundary): it is shown back in session lists, not kept as evidence.
+    /// What a session keeps of its client. The User-Agent is cut to at most 256 bytes,
+    /// between two Unicode scalars: it is shown back in session lists, not kept as evidence.
     func sessionMeta(_ request: Request) -> SessionMeta {
-        var agent = Substring(request.userAgent)
-        while agent.utf8.count > Self.userAgentBytes { agent.removeLast() }
-        return SessionMeta(userAgent: String(agent), address: request.remoteAddress)
+        var agent = request.userAgent
+        if agent.utf8.count > Self.userAgentBytes {
+            var bytes = 0
+            let scalars = agent.unicodeScalars
+            let end = scalars.firstIndex { bytes += UTF8.width($0); return bytes > Self.userAgentBytes } ?? scalars.endIndex
+            agent = String(scalars[..<end])
+        }
+        return SessionMeta(userAgent: agent, address: request.remoteAddress)
     }
 
     static let userAgentBytes = 256

@@ -42,12 +42,16 @@ public final class RedisStore: AuthStore {
 
     /// Frees a name whose user is gone: an account deletion that stopped between its two
     /// steps (user, then name; different Cluster slots) leaves the name index behind.
-    /// A permanent index always had its user written first (`createUser`), and user ids
-    /// are never reused, so a permanent index without its user is stale for good. True
-    /// when the name may be free now. Runs only when a registration finds the name taken.
+    /// `createUser` writes the user before it makes the name permanent, and user ids are
+    /// never reused, so a name that was already permanent when its user was found missing
+    /// is stale for good. (Checked in that order: a name still pending may be a
+    /// registration about to write its user.) True when the name may be free now. Runs
+    /// only when a registration finds the name taken.
     private func dropStaleName(_ username: String) throws -> Bool {
         let key = RedisKey.username(username)
-        guard case .string(let raw) = try run(["GET", key]) else { return true }
+        let owner = try eval(.permanentOwner, keys: [key], args: [])
+        if owner == .null { return false }
+        guard case .string(let raw) = owner else { throw unexpected("permanent owner", owner) }
         let id = String(decoding: raw, as: UTF8.self)
         guard case .integer(0) = try run(["EXISTS", RedisKey.user(UserID(id))]) else { return false }
         return try eval(.releaseName, keys: [key], args: [id, "permanent"]) == .integer(1)
@@ -255,7 +259,7 @@ public final class RedisStore: AuthStore {
 
 /// The Lua scripts: each runs atomically on the server.
 enum Script: String, CaseIterable {
-    case keepReservation, releaseName, createSession, rotate, endSession, endAllSessions
+    case keepReservation, permanentOwner, releaseName, createSession, rotate, endSession, endAllSessions
     case listSessions, changePassword, deleteUser, takeAttempt, returnAttempt
 
     var source: String {
@@ -266,6 +270,14 @@ enum Script: String, CaseIterable {
             if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
             redis.call('PERSIST', KEYS[1])
             return 1
+            """
+        case .permanentOwner:
+            // KEYS: username index. The user id it holds if it is permanent (a registered
+            // name), else nil: read together, so the id is the one that was permanent.
+            """
+            local id = redis.call('GET', KEYS[1])
+            if id and redis.call('TTL', KEYS[1]) == -1 then return id end
+            return false
             """
         case .releaseName:
             // KEYS: username index. ARGV: user id; which: `pending` (a reservation, with a

@@ -67,7 +67,11 @@ extension HandlerTests {
         let b = login("alice", "password1", userAgent: "phone/2")
         let list = sessionList(a.access)
         #expect(list.count == 2)
-        // Most recently used first: b's login is 10 s younger.
+        // Most recently used first: b's login is 10 s younger; ties go by ascending id.
+        let c = login("alice", "password1")
+        let tied = sessionList(a.access).prefix(2).compactMap { if case .string(let id)? = $0["id"] { id } else { nil } }
+        #expect(tied.count == 2 && tied[0] < tied[1])
+        _ = call("DELETE", "/auth/logout", json: #"{"refreshToken":"\#(c.refresh)"}"#)
         #expect(list.first?["userAgent"] == .string("phone/2") && list.first?["current"] == .bool(false))
         #expect(list.last?["current"] == .bool(true) && list.last?["address"] == .string(""))
         #expect(list.first?["createdAt"] == .string(ISO8601.format(clock.now())))
@@ -83,11 +87,14 @@ extension HandlerTests {
         #expect(after?["createdAt"] == .string(ISO8601.format(clock.now() - 5)))
     }
 
-    @Test func userAgentIsCutAtACharacterBoundary() {
-        let agent = String(repeating: "é", count: 200)  // 400 bytes
-        let meta = service.sessionMeta(request("GET", "/", userAgent: agent))
-        #expect(meta.userAgent.utf8.count == 256 && agent.hasPrefix(meta.userAgent))
-        #expect(service.sessionMeta(request("GET", "/", userAgent: "curl/8")).userAgent == "curl/8")
+    @Test func userAgentIsCutBetweenScalars() {
+        func cut(_ agent: String) -> String { service.sessionMeta(request("GET", "/", userAgent: agent)).userAgent }
+        #expect(cut(String(repeating: "é", count: 200)) == String(repeating: "é", count: 128))  // 2 bytes each
+        // One Character of 301 scalars: cut inside it, not dropped whole.
+        let combining = "a" + String(repeating: "\u{301}", count: 300)
+        #expect(Array(cut(combining).unicodeScalars) == Array(combining.unicodeScalars.prefix(128)))  // 1 + 127 * 2 bytes
+        #expect(cut(String(repeating: "x", count: 255) + "e\u{301}") == String(repeating: "x", count: 255) + "e")
+        #expect(cut("curl/8") == "curl/8")
     }
 
     @Test func endingASessionIsLimitedToTheCallersOwn() {
@@ -181,6 +188,24 @@ extension HandlerTests {
         }
         #expect(changePassword(a.access, from: "password1", to: "password3", on: racing).status == 401)
         #expect(call("POST", "/auth/login", json: #"{"username":"alice","password":"password2"}"#, on: racing).status == 200)
+    }
+
+    /// A change whose account was deleted while its password was checked: the user is
+    /// gone (401 invalid_token), not a wrong password, and no failed login is counted.
+    @Test func passwordChangeRacingAccountDeletionFindsTheUserGone() throws {
+        let hasher = RacingHasher()
+        let config = try Config(env: ["ACCESS_TOKEN_SECRET": String(repeating: "a", count: 32),
+                                      "REFRESH_TOKEN_SECRET": String(repeating: "b", count: 32), "WORKERS": "4"])
+        let racing = AuthService(config: config, access: KeyRing(signing: ChecksumKey(kid: "a1", secret: 1)),
+                                 refresh: KeyRing(signing: ChecksumKey(kid: "r1", secret: 2)), clock: clock, hasher: hasher,
+                                 decoyHash: "plain:\u{0}never", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let a = register("alice", "password1", on: racing)
+        hasher.onVerify.withLock { hook in
+            hook = { #expect(self.call("DELETE", "/auth/account", json: #"{"password":"password1"}"#, bearer: a.access, on: racing).status == 204) }
+        }
+        let r = changePassword(a.access, from: "password1", to: "password2", on: racing)
+        #expect(r.status == 401 && r.header("WWW-Authenticate")?.contains("The user no longer exists") == true)
+        #expect(store.attempts[.username("alice")].map(\.count) ?? 0 == 0)
     }
 
     // MARK: Account deletion

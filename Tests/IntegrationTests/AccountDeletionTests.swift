@@ -220,6 +220,16 @@ struct AccountDeletionTests {
         expectError(try stack.register(user.username, validPassword), status: 409)
     }
 
+    /// A name still pending (a registration between its reservation and writing its user,
+    /// which holds no user yet) is not stale: it is not taken from that registration.
+    @Test func aPendingReservationIsNotRepaired() throws {
+        let name = uniqueName("delpending")
+        let nameKey = "auth:username:{\(name)}"
+        _ = try stack.redisCLI("SET", nameKey, "AAAAAAAAAAAAAAAAAAAAAA", "EX", "60")
+        expectError(try stack.register(name, validPassword), status: 409)
+        #expect(try stack.redisCLI("GET", nameKey) == "AAAAAAAAAAAAAAAAAAAAAA")
+    }
+
     /// The index pointing at a live user is not "repaired": 409 as always.
     @Test func aNameOfALiveUserIsStillTaken() throws {
         let user = try stack.newUser("dellive")
