@@ -1,4 +1,3 @@
-import Logging
 import Synchronization
 import Testing
 @testable import AuthCore
@@ -159,11 +158,7 @@ extension HandlerTests {
     /// A login that checked the old password while the change committed gets no session.
     @Test func loginRacingAPasswordChangeLeavesNoSessionOfTheOldPassword() throws {
         let hasher = RacingHasher()
-        let config = try Config(env: ["ACCESS_TOKEN_SECRET": String(repeating: "a", count: 32),
-                                      "REFRESH_TOKEN_SECRET": String(repeating: "b", count: 32), "WORKERS": "4"])
-        let racing = AuthService(config: config, access: KeyRing(signing: ChecksumKey(kid: "a1", secret: 1)),
-                                 refresh: KeyRing(signing: ChecksumKey(kid: "r1", secret: 2)), clock: clock, hasher: hasher,
-                                 decoyHash: "plain:\u{0}never", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let racing = try Self.makeService(clock: clock, hasher: hasher)
         let a = register("alice", "password1", on: racing)
         hasher.onVerify.withLock { hook in
             hook = { #expect(self.changePassword(a.access, from: "password1", to: "password2", on: racing).status == 204) }
@@ -177,11 +172,7 @@ extension HandlerTests {
     /// changed under it and gets 401.
     @Test func concurrentPasswordChangesCommitOnce() throws {
         let hasher = RacingHasher()
-        let config = try Config(env: ["ACCESS_TOKEN_SECRET": String(repeating: "a", count: 32),
-                                      "REFRESH_TOKEN_SECRET": String(repeating: "b", count: 32), "WORKERS": "4"])
-        let racing = AuthService(config: config, access: KeyRing(signing: ChecksumKey(kid: "a1", secret: 1)),
-                                 refresh: KeyRing(signing: ChecksumKey(kid: "r1", secret: 2)), clock: clock, hasher: hasher,
-                                 decoyHash: "plain:\u{0}never", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let racing = try Self.makeService(clock: clock, hasher: hasher)
         let a = register("alice", "password1", on: racing)
         hasher.onVerify.withLock { hook in
             hook = { #expect(self.changePassword(a.access, from: "password1", to: "password2", on: racing).status == 204) }
@@ -194,11 +185,7 @@ extension HandlerTests {
     /// gone (401 invalid_token), not a wrong password, and no failed login is counted.
     @Test func passwordChangeRacingAccountDeletionFindsTheUserGone() throws {
         let hasher = RacingHasher()
-        let config = try Config(env: ["ACCESS_TOKEN_SECRET": String(repeating: "a", count: 32),
-                                      "REFRESH_TOKEN_SECRET": String(repeating: "b", count: 32), "WORKERS": "4"])
-        let racing = AuthService(config: config, access: KeyRing(signing: ChecksumKey(kid: "a1", secret: 1)),
-                                 refresh: KeyRing(signing: ChecksumKey(kid: "r1", secret: 2)), clock: clock, hasher: hasher,
-                                 decoyHash: "plain:\u{0}never", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let racing = try Self.makeService(clock: clock, hasher: hasher)
         let a = register("alice", "password1", on: racing)
         hasher.onVerify.withLock { hook in
             hook = { #expect(self.call("DELETE", "/auth/account", json: #"{"password":"password1"}"#, bearer: a.access, on: racing).status == 204) }

@@ -16,13 +16,13 @@ import Testing
         service = try Self.makeService(clock: clock)
     }
 
-    static func makeService(clock: TestClock, _ extra: [String: String] = [:]) throws -> AuthService {
+    static func makeService(clock: TestClock, _ extra: [String: String] = [:], hasher: any PasswordHasher = PlainHasher()) throws -> AuthService {
         let env = ["ACCESS_TOKEN_SECRET": String(repeating: "a", count: 32),
                    "REFRESH_TOKEN_SECRET": String(repeating: "b", count: 32), "WORKERS": "4"].merging(extra) { $1 }
         let config = try Config(env: env)
         return AuthService(config: config, access: KeyRing(signing: ChecksumKey(kid: "a1", secret: 1)),
                            refresh: KeyRing(signing: ChecksumKey(kid: "r1", secret: 2)), clock: clock,
-                           hasher: PlainHasher(), decoyHash: "plain:\u{0}never", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+                           hasher: hasher, decoyHash: "plain:\u{0}never", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
     func call(_ method: String, _ path: String, json: String? = nil, bearer: String? = nil,
