@@ -30,6 +30,12 @@ struct FastCGIEdgeTests {
         expectError(try post("/auth/register", body: Self.oversized, contentLength: 100), status: 413)
     }
 
+    @Test func bodyShorterThanItsContentLengthIs400() throws {
+        // CONTENT_LENGTH says 100, stdin ends after 13 bytes: a cut request, not a body to parse.
+        let response = try post("/auth/login", body: Array(#"{"username":"#.utf8), contentLength: 100)
+        expectError(response, status: 400, message: "Request body shorter than its Content-Length")
+    }
+
     @Test func bodyOfExactly16KiBIsRead() throws {
         let head = Array(#"{"username":"edge16k","pad":""#.utf8)
         let tail = Array(#""}"#.utf8)
