@@ -1,14 +1,16 @@
-import Synchronization
 import Testing
 @testable import AuthCore
 
 /// PlainHasher that runs `onVerify` once, inside the first check after it is set: the
-/// window between a password check and the store write that depends on it.
+/// window between a password check and the store write that depends on it. The handlers
+/// call the hasher on the calling thread, and each test drives one service from one
+/// thread, so the hook needs no lock.
 final class RacingHasher: PasswordHasher, @unchecked Sendable {
-    let onVerify = Mutex<(() -> Void)?>(nil)
+    var onVerify: (() -> Void)?
     func hash(_ password: String) throws -> String { "plain:" + password }
     func verify(_ password: String, against hash: String) throws -> Bool {
-        let hook = onVerify.withLock { h in defer { h = nil }; return h }
+        let hook = onVerify
+        onVerify = nil
         hook?()
         return hash == "plain:" + password
     }
@@ -34,6 +36,17 @@ extension HandlerTests {
     }
     func changePassword(_ access: String, from current: String, to new: String, on service: AuthService? = nil) -> Response {
         call("POST", "/auth/password", json: #"{"currentPassword":"\#(current)","newPassword":"\#(new)"}"#, bearer: access, on: service)
+    }
+
+    /// A service on this store with alice registered, whose next password check first
+    /// runs `interleaved` (given the service and alice's access token): a write landing
+    /// between a check and the store write that depends on it.
+    func racingService(_ interleaved: @escaping (AuthService, String) -> Void) throws -> (service: AuthService, alice: (access: String, refresh: String)) {
+        let hasher = RacingHasher()
+        let racing = try Self.makeService(clock: clock, hasher: hasher)
+        let alice = register("alice", "password1", on: racing)
+        hasher.onVerify = { interleaved(racing, alice.access) }
+        return (racing, alice)
     }
 
     // MARK: Routing
@@ -157,11 +170,8 @@ extension HandlerTests {
 
     /// A login that checked the old password while the change committed gets no session.
     @Test func loginRacingAPasswordChangeLeavesNoSessionOfTheOldPassword() throws {
-        let hasher = RacingHasher()
-        let racing = try Self.makeService(clock: clock, hasher: hasher)
-        let a = register("alice", "password1", on: racing)
-        hasher.onVerify.withLock { hook in
-            hook = { #expect(self.changePassword(a.access, from: "password1", to: "password2", on: racing).status == 204) }
+        let (racing, a) = try racingService { racing, access in
+            #expect(self.changePassword(access, from: "password1", to: "password2", on: racing).status == 204)
         }
         let late = racing.handle(request("POST", "/auth/login", json: #"{"username":"alice","password":"password1"}"#), worker: worker)
         #expect(late.status == 401)
@@ -171,11 +181,8 @@ extension HandlerTests {
     /// Two changes that both checked the same current password: the second finds the hash
     /// changed under it and gets 401.
     @Test func concurrentPasswordChangesCommitOnce() throws {
-        let hasher = RacingHasher()
-        let racing = try Self.makeService(clock: clock, hasher: hasher)
-        let a = register("alice", "password1", on: racing)
-        hasher.onVerify.withLock { hook in
-            hook = { #expect(self.changePassword(a.access, from: "password1", to: "password2", on: racing).status == 204) }
+        let (racing, a) = try racingService { racing, access in
+            #expect(self.changePassword(access, from: "password1", to: "password2", on: racing).status == 204)
         }
         #expect(changePassword(a.access, from: "password1", to: "password3", on: racing).status == 401)
         #expect(call("POST", "/auth/login", json: #"{"username":"alice","password":"password2"}"#, on: racing).status == 200)
@@ -184,11 +191,8 @@ extension HandlerTests {
     /// A change whose account was deleted while its password was checked: the user is
     /// gone (401 invalid_token), not a wrong password, and no failed login is counted.
     @Test func passwordChangeRacingAccountDeletionFindsTheUserGone() throws {
-        let hasher = RacingHasher()
-        let racing = try Self.makeService(clock: clock, hasher: hasher)
-        let a = register("alice", "password1", on: racing)
-        hasher.onVerify.withLock { hook in
-            hook = { #expect(self.call("DELETE", "/auth/account", json: #"{"password":"password1"}"#, bearer: a.access, on: racing).status == 204) }
+        let (racing, a) = try racingService { racing, access in
+            #expect(self.call("DELETE", "/auth/account", json: #"{"password":"password1"}"#, bearer: access, on: racing).status == 204)
         }
         let r = changePassword(a.access, from: "password1", to: "password2", on: racing)
         #expect(r.status == 401 && r.header("WWW-Authenticate")?.contains("The user no longer exists") == true)
