@@ -256,6 +256,9 @@ final class Stack: @unchecked Sendable {
         }
     }
 
+    /// The first authd's process id while it runs (for /proc figures in measurements).
+    var authdPID: pid_t? { lock.withLock { authd?.pid } }
+
     /// SIGTERM to authd; how it ended.
     func stopAuthd(grace: Double = 5) -> Termination? {
         let child = lock.withLock { () -> ChildProcess? in defer { authd = nil }; return authd }
