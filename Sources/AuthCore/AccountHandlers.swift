@@ -6,11 +6,7 @@ extension AuthService {
     /// GET /auth/sessions: the caller's live sessions, most recently used first.
     func sessions(_ request: Request, _ worker: Worker) throws -> Response {
         let claims = try authenticate(request, worker)
-        let list = try worker.store.sessions(of: claims.subject).sorted { a, b in
-            if a.lastUsedAt != b.lastUsedAt { return a.lastUsedAt > b.lastUsedAt }
-            if a.createdAt != b.createdAt { return a.createdAt > b.createdAt }
-            return a.id.rawValue < b.id.rawValue
-        }
+        let list = try worker.store.sessions(of: claims.subject)
         return .json(200, headers: [("Cache-Control", "no-store")]) { w in
             w.beginArray("sessions")
             for session in list {

@@ -69,6 +69,9 @@ public struct Config: Sendable {
     /// Protected routes also check that the access token's session still exists (one
     /// store read), so that ending a session takes effect at once. Off: `GET /` needs no store.
     public var accessTokenSessionCheck: Bool
+    /// The most sessions one user keeps: a login beyond it ends the user's least recently
+    /// used session, so that what one user's sessions cost (the list, every login) is bounded.
+    public var maxSessionsPerUser: Int
 
     /// Every variable the service reads, for the environment/.env readers.
     public static let variables = [
@@ -77,7 +80,7 @@ public struct Config: Sendable {
         "JWT_ISSUER", "JWT_ALG", "JWT_LEEWAY", "BCRYPT_COST", "BCRYPT_CONCURRENCY", "REDIS_URL",
         "REDIS_TIMEOUT", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL", "LOG_FORMAT",
         "LOGIN_USER_MAX_FAILURES", "LOGIN_USER_WINDOW", "LOGIN_ADDRESS_MAX_FAILURES", "LOGIN_ADDRESS_WINDOW",
-        "ACCESS_TOKEN_SESSION_CHECK",
+        "ACCESS_TOKEN_SESSION_CHECK", "MAX_SESSIONS_PER_USER",
     ]
 
     public static let minimumSecretBytes = 32
@@ -195,6 +198,7 @@ public struct Config: Sendable {
         loginAddressMaxFailures = try integer("LOGIN_ADDRESS_MAX_FAILURES", default: 100, in: 0...1_000_000)
         loginAddressWindow = try duration("LOGIN_ADDRESS_WINDOW", default: 900, allowZero: false)
         accessTokenSessionCheck = try flag("ACCESS_TOKEN_SESSION_CHECK", default: false)
+        maxSessionsPerUser = try integer("MAX_SESSIONS_PER_USER", default: 100, in: 1...10_000)
     }
 
     /// `90`, `90s`, `15m`, `1h`, `365d`, `1w` to seconds; nil when malformed.

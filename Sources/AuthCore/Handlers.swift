@@ -147,9 +147,20 @@ extension AuthService {
         let now = clock.now()
         let session = SessionID(randomID())
         let token = RefreshTokenState(jti: randomID(), issuedAt: now, expiresAt: now + config.refreshTTL)
-        guard try worker.store.createSession(session, of: user.id, token: token, ttl: sessionTTL(token, now: now),
-                                             meta: sessionMeta(request), now: now, passwordHash: user.passwordHash) else {
+        let started = try worker.store.createSession(session, of: user.id, token: token, ttl: sessionTTL(token, now: now),
+                                                     meta: sessionMeta(request), now: now, passwordHash: user.passwordHash,
+                                                     cap: config.maxSessionsPerUser)
+        switch started {
+        case .refused:
             throw Self.badCredentials
+        case .started(let evicted) where evicted > 0:
+            // A device that finds itself logged out is a support question: say why.
+            worker.metrics.count(.sessionsEvicted, evicted)
+            logger.info("least recently used sessions ended by the session cap", metadata: [
+                "user": "\(user.id)", "ended": "\(evicted)", "cap": "\(config.maxSessionsPerUser)", "request_id": "\(request.requestID)",
+            ])
+        case .started:
+            break
         }
         return try tokenPair(user: user.id, session: session, refresh: token, status: status)
     }

@@ -33,7 +33,7 @@ public final class WorkerMetrics: @unchecked Sendable {
     /// The store (re)connected.
     public func storeConnected() { add(Slot.storeConnects) }
 
-    func count(_ event: Event) { add(event.rawValue) }
+    func count(_ event: Event, _ amount: Int = 1) { add(event.rawValue, UInt64(amount)) }
 
     /// Histogram at `base`: one slot per bucket (not cumulative), then the sum in ns.
     private func observe(_ base: Int, _ nanoseconds: UInt64) {
@@ -45,7 +45,7 @@ public final class WorkerMetrics: @unchecked Sendable {
 
     /// Events counted once each.
     enum Event: Int {
-        case tokenPairsIssued, refreshReplays, loginsThrottled, storeErrors
+        case tokenPairsIssued, refreshReplays, loginsThrottled, storeErrors, sessionsEvicted
     }
 
     /// Where each counter lives in `slots`.
@@ -62,7 +62,7 @@ public final class WorkerMetrics: @unchecked Sendable {
         static let statusColumns = statuses.count + 1
         static let latency = requests + rows * statusColumns
         static let bcrypt = latency + rows * histogramSize
-        static let storeConnects = 4  // after the four events
+        static let storeConnects = 5  // after the five events
         static let count = bcrypt + histogramSize
 
         /// One row of request counters per endpoint, then one for the router's 404s and 405s.
@@ -135,6 +135,7 @@ public final class MetricsRegistry: Sendable {
             (.refreshReplays, "authd_refresh_replays_total", "Superseded refresh tokens presented; each ended its session."),
             (.loginsThrottled, "authd_logins_throttled_total", "Logins refused with 429 by the failed-login limits."),
             (.storeErrors, "authd_redis_errors_total", "Requests answered 503 because Redis failed or timed out."),
+            (.sessionsEvicted, "authd_sessions_evicted_total", "Sessions ended by a login of their user beyond MAX_SESSIONS_PER_USER (the least recently used)."),
         ]
         for (event, name, help) in events {
             header(name, "counter", help)

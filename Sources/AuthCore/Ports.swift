@@ -109,6 +109,44 @@ public struct SessionInfo: Equatable, Sendable {
     }
 }
 
+/// A place in the session list's order: most recently used first (`lastUsedAt`
+/// descending), then the newest (`createdAt` descending), then by ascending `id` (its
+/// UTF-8 bytes). `<` means "listed before".
+public struct SessionPosition: Comparable, Hashable, Sendable {
+    /// Unix seconds.
+    public var lastUsedAt: Int64
+    /// Unix seconds.
+    public var createdAt: Int64
+    public var id: SessionID
+
+    public init(lastUsedAt: Int64, createdAt: Int64, id: SessionID) {
+        self.lastUsedAt = lastUsedAt
+        self.createdAt = createdAt
+        self.id = id
+    }
+
+    public static func < (a: SessionPosition, b: SessionPosition) -> Bool {
+        if a.lastUsedAt != b.lastUsedAt { return a.lastUsedAt > b.lastUsedAt }
+        if a.createdAt != b.createdAt { return a.createdAt > b.createdAt }
+        return a.id.rawValue.utf8.lexicographicallyPrecedes(b.id.rawValue.utf8)
+    }
+}
+
+extension SessionInfo {
+    /// Where the session stands in the list.
+    public var position: SessionPosition { SessionPosition(lastUsedAt: lastUsedAt, createdAt: createdAt, id: id) }
+}
+
+/// What `createSession` did.
+public enum SessionStart: Equatable, Sendable {
+    /// Nothing was written: the user's stored hash is no longer the one checked (the
+    /// password changed or the account is gone).
+    case refused
+    /// The session started; to stay within the cap, this many of the user's least
+    /// recently used sessions were ended.
+    case started(evicted: Int)
+}
+
 /// The result of presenting a refresh token for rotation.
 public enum RotationOutcome: Equatable, Sendable {
     /// The token was the session's current one and has been replaced.
@@ -153,10 +191,13 @@ public protocol AuthStore {
 
     /// Starts a session whose current refresh token is `token`; the session expires
     /// after `ttl` seconds unless rotated. Atomic with password changes and account
-    /// deletion: false (and no session) when the user's stored hash is no longer
-    /// `passwordHash`, the one the caller just checked or set.
+    /// deletion: `.refused` (and no session) when the user's stored hash is no longer
+    /// `passwordHash`, the one the caller just checked or set. The user keeps at most
+    /// `cap` sessions: beyond it the least recently used ones (the last in the list's
+    /// order, never the new one) end in the same step. Costs O(log n) in the user's
+    /// sessions, plus the sessions it ends.
     func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
-                       meta: SessionMeta, now: Int64, passwordHash: String) throws -> Bool
+                       meta: SessionMeta, now: Int64, passwordHash: String, cap: Int) throws -> SessionStart
     /// Atomic compare-and-swap of the session's current token. `ttl` is the new
     /// session lifetime; `grace` the retry window in seconds (0 = off).
     func rotate(_ session: SessionID, of user: UserID, presented jti: String,
@@ -166,12 +207,13 @@ public protocol AuthStore {
     @discardableResult
     func endSession(_ session: SessionID, of user: UserID) throws -> Bool
     func endAllSessions(of user: UserID) throws
-    /// The user's live sessions, in no particular order.
+    /// The user's live sessions, in the list's order (`SessionPosition`).
     func sessions(of user: UserID) throws -> [SessionInfo]
     /// One read: whether the session is still live.
     func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool
     /// Atomically: replaces the password hash `old` by `new` and ends every session of the
-    /// user except `kept`. False (nothing changed) when the stored hash is no longer `old`.
+    /// user except `kept` (O(n) in the user's sessions, n at most the cap). False (nothing
+    /// changed) when the stored hash is no longer `old`.
     func changePassword(of user: UserID, from old: String, to new: String, keeping kept: SessionID) throws -> Bool
     /// Deletes the user and all its sessions (atomically, when its hash is still the one the
     /// caller checked; false otherwise, nothing deleted), then frees its username.

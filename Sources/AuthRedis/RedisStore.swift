@@ -102,14 +102,14 @@ public final class RedisStore: AuthStore {
     // MARK: Sessions
 
     public func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
-                              meta: SessionMeta, now: Int64, passwordHash: String) throws -> Bool {
+                              meta: SessionMeta, now: Int64, passwordHash: String, cap: Int) throws -> SessionStart {
         let reply = try eval(.createSession,
                              keys: [RedisKey.session(session, of: user), RedisKey.sessions(user), RedisKey.user(user)],
                              args: [session.rawValue, token.jti, String(token.issuedAt), String(token.expiresAt),
                                     String(ttl), String(now), meta.userAgent, meta.address, RedisKey.sessionPrefix(user),
-                                    passwordHash])
-        guard case .integer(let created) = reply, created == 0 || created == 1 else { throw unexpected("create session", reply) }
-        return created == 1
+                                    passwordHash, String(cap)])
+        guard case .integer(let evicted) = reply, evicted >= -1 else { throw unexpected("create session", reply) }
+        return evicted < 0 ? .refused : .started(evicted: Int(evicted))
     }
 
     public func rotate(_ session: SessionID, of user: UserID, presented jti: String, next: RefreshTokenState,
@@ -117,7 +117,8 @@ public final class RedisStore: AuthStore {
         let reply = try eval(.rotate,
                              keys: [RedisKey.session(session, of: user), RedisKey.sessions(user)],
                              args: [session.rawValue, jti, next.jti, String(next.issuedAt), String(next.expiresAt),
-                                    String(ttl), String(now), String(grace), meta.userAgent, meta.address])
+                                    String(ttl), String(now), String(grace), meta.userAgent, meta.address,
+                                    RedisKey.sessionPrefix(user)])
         guard case .array(let r) = reply, case .integer(let code)? = r.first else { throw unexpected("rotate", reply) }
         switch code {
         case 0: return .unknownSession
@@ -133,7 +134,8 @@ public final class RedisStore: AuthStore {
 
     @discardableResult
     public func endSession(_ session: SessionID, of user: UserID) throws -> Bool {
-        let reply = try eval(.endSession, keys: [RedisKey.session(session, of: user), RedisKey.sessions(user)], args: [session.rawValue])
+        let reply = try eval(.endSession, keys: [RedisKey.session(session, of: user), RedisKey.sessions(user)],
+                             args: [session.rawValue, RedisKey.sessionPrefix(user)])
         guard case .integer(let ended) = reply else { throw unexpected("end session", reply) }
         return ended > 0
     }
@@ -264,6 +266,48 @@ enum Script: String, CaseIterable {
 
     var source: String {
         switch self {
+        case .createSession, .rotate, .endSession, .endAllSessions, .listSessions, .changePassword, .deleteUser:
+            Self.sessionIndex + body
+        case .keepReservation, .permanentOwner, .releaseName, .takeAttempt, .returnAttempt:
+            body
+        }
+    }
+
+    /// Lua functions for the scripts that touch a user's session index (`auth:sessions:{<id>}`).
+    ///
+    /// The index is a sorted set whose members all have score 0, so that Redis orders them
+    /// by their bytes: `<9999999999 - lastUsedAt>:<9999999999 - createdAt>:<sid>`, both
+    /// numbers written with 10 digits. Ascending order is then the list's order (most
+    /// recently used first, then the newest, then by id), a page is one ZRANGEBYLEX and
+    /// the least recently used session is the last member: O(log n) to find either end.
+    /// A member is computed again from the session's `lastUsedAt` and `createdAt` to
+    /// remove it, so every write of those two fields updates the index in the same script.
+    ///
+    /// Before this layout the index was a plain set of ids. `upgrade` turns such a set into
+    /// the sorted set the first time a script touches it: O(n) once per user.
+    static let sessionIndex = """
+        local function member(used, created, sid)
+          created = tonumber(created) or 0
+          used = tonumber(used) or created
+          return string.format('%010d:%010d:', 9999999999 - used, 9999999999 - created) .. sid
+        end
+        local function sid_of(m) return string.sub(m, 23) end
+        local function upgrade(index, prefix)
+          if redis.call('TYPE', index).ok ~= 'set' then return end
+          local ttl = redis.call('PTTL', index)
+          local ids = redis.call('SMEMBERS', index)
+          redis.call('DEL', index)
+          for _, sid in ipairs(ids) do
+            local s = redis.call('HMGET', prefix .. sid, 'jti', 'createdAt', 'lastUsedAt')
+            if s[1] then redis.call('ZADD', index, 0, member(s[3], s[2], sid)) end
+          end
+          if ttl > 0 and redis.call('EXISTS', index) == 1 then redis.call('PEXPIRE', index, ttl) end
+        end
+
+        """
+
+    private var body: String {
+        switch self {
         case .keepReservation:
             // KEYS: username index. ARGV: user id. 1 when the reservation is ours and now permanent.
             """
@@ -290,30 +334,53 @@ enum Script: String, CaseIterable {
             return redis.call('DEL', KEYS[1])
             """
         case .createSession:
-            // KEYS: session, sessions set, user. ARGV: sid, jti, iat, exp, ttl, now, ua, ip,
-            // session key prefix, password hash. 0 (nothing written) when the user's hash is
-            // not that one any more: the password changed or the account is gone.
-            // Also drops ids of sessions that have expired since, so the set stays small.
+            // KEYS: session, session index, user. ARGV: sid, jti, iat, exp, ttl, now, ua, ip,
+            // session key prefix, password hash, cap. -1 (nothing written) when the user's
+            // hash is not that one any more: the password changed or the account is gone.
+            // Else the number of sessions ended to keep the user within the cap: the least
+            // recently used, never the new one. Also drops from the end of the index a few
+            // ids of sessions that have expired (a session expires a fixed time after its
+            // last use, so the expired ones are the last), so the index does not fill with them.
             """
-            if redis.call('HGET', KEYS[3], 'hash') ~= ARGV[10] then return 0 end
+            if redis.call('HGET', KEYS[3], 'hash') ~= ARGV[10] then return -1 end
+            upgrade(KEYS[2], ARGV[9])
             redis.call('HSET', KEYS[1], 'jti', ARGV[2], 'iat', ARGV[3], 'exp', ARGV[4], 'createdAt', ARGV[6], 'lastUsedAt', ARGV[6], 'ua', ARGV[7], 'ip', ARGV[8])
             redis.call('EXPIRE', KEYS[1], ARGV[5])
-            for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-              if redis.call('EXISTS', ARGV[9] .. sid) == 0 then redis.call('SREM', KEYS[2], sid) end
-            end
-            redis.call('SADD', KEYS[2], ARGV[1])
+            local new = member(ARGV[6], ARGV[6], ARGV[1])
+            redis.call('ZADD', KEYS[2], 0, new)
             if redis.call('TTL', KEYS[2]) < tonumber(ARGV[5]) then redis.call('EXPIRE', KEYS[2], ARGV[5]) end
-            return 1
+            for _ = 1, 8 do
+              local last = redis.call('ZRANGE', KEYS[2], -1, -1)[1]
+              if last == new or redis.call('EXISTS', ARGV[9] .. sid_of(last)) == 1 then break end
+              redis.call('ZREM', KEYS[2], last)
+            end
+            local evicted = 0
+            local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[11])
+            if excess > 0 then
+              local tail = redis.call('ZRANGE', KEYS[2], -(excess + 1), -1)
+              for i = #tail, 1, -1 do
+                if excess > 0 and tail[i] ~= new then
+                  evicted = evicted + redis.call('DEL', ARGV[9] .. sid_of(tail[i]))
+                  redis.call('ZREM', KEYS[2], tail[i])
+                  excess = excess - 1
+                end
+              end
+            end
+            return evicted
             """
         case .rotate:
-            // KEYS: session, sessions set. ARGV: sid, presented jti, new jti, new iat, new exp, ttl, now, grace, ua, ip.
-            // Returns {1} rotated, {2, jti, iat, exp} retry within grace, {3} replay (session ended), {0} no session.
+            // KEYS: session, session index. ARGV: sid, presented jti, new jti, new iat, new exp, ttl, now, grace, ua, ip,
+            // session key prefix. Returns {1} rotated (the session moves to the front of the
+            // index), {2, jti, iat, exp} retry within grace, {3} replay (session ended), {0} no session.
             """
-            local s = redis.call('HMGET', KEYS[1], 'jti', 'prev', 'rotatedAt', 'iat', 'exp')
+            local s = redis.call('HMGET', KEYS[1], 'jti', 'prev', 'rotatedAt', 'iat', 'exp', 'createdAt', 'lastUsedAt')
             if not s[1] then return {0} end
+            upgrade(KEYS[2], ARGV[11])
             if s[1] == ARGV[2] then
               redis.call('HSET', KEYS[1], 'jti', ARGV[3], 'iat', ARGV[4], 'exp', ARGV[5], 'prev', ARGV[2], 'rotatedAt', ARGV[7], 'lastUsedAt', ARGV[7], 'ua', ARGV[9], 'ip', ARGV[10])
               redis.call('EXPIRE', KEYS[1], ARGV[6])
+              redis.call('ZREM', KEYS[2], member(s[7], s[6], ARGV[1]))
+              redis.call('ZADD', KEYS[2], 0, member(ARGV[7], s[6], ARGV[1]))
               if redis.call('TTL', KEYS[2]) < tonumber(ARGV[6]) then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
               return {1}
             end
@@ -322,62 +389,72 @@ enum Script: String, CaseIterable {
               return {2, s[1], s[4], s[5]}
             end
             redis.call('DEL', KEYS[1])
-            redis.call('SREM', KEYS[2], ARGV[1])
+            redis.call('ZREM', KEYS[2], member(s[7], s[6], ARGV[1]))
             return {3}
             """
         case .endSession:
-            // KEYS: session, sessions set. ARGV: sid. 1 when the session existed.
+            // KEYS: session, session index. ARGV: sid, session key prefix. 1 when the session existed.
             """
+            upgrade(KEYS[2], ARGV[2])
+            local s = redis.call('HMGET', KEYS[1], 'createdAt', 'lastUsedAt')
             local n = redis.call('DEL', KEYS[1])
-            redis.call('SREM', KEYS[2], ARGV[1])
+            if n == 1 then redis.call('ZREM', KEYS[2], member(s[2], s[1], ARGV[1])) end
             return n
             """
         case .endAllSessions:
-            // KEYS: sessions set. ARGV: session key prefix. The session keys it builds carry
-            // the same hash tag as KEYS[1], so they live in the same Cluster slot.
+            // KEYS: session index. ARGV: session key prefix. The session keys it builds carry
+            // the same hash tag as KEYS[1], so they live in the same Cluster slot. O(n), n
+            // at most the cap.
             """
-            local ids = redis.call('SMEMBERS', KEYS[1])
-            for _, sid in ipairs(ids) do redis.call('DEL', ARGV[1] .. sid) end
+            upgrade(KEYS[1], ARGV[1])
+            local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+            for _, m in ipairs(members) do redis.call('DEL', ARGV[1] .. sid_of(m)) end
             redis.call('DEL', KEYS[1])
-            return #ids
+            return #members
             """
         case .listSessions:
-            // KEYS: sessions set. ARGV: session key prefix. A flat list, five per session:
-            // sid, createdAt, lastUsedAt, ua, ip. Ids of expired sessions are dropped.
+            // KEYS: session index. ARGV: session key prefix. A flat list in the index's
+            // order, five per session: sid, createdAt, lastUsedAt, ua, ip. Ids of expired
+            // sessions are dropped.
             """
+            upgrade(KEYS[1], ARGV[1])
             local out = {}
-            for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-              local s = redis.call('HMGET', ARGV[1] .. sid, 'createdAt', 'lastUsedAt', 'ua', 'ip')
+            for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+              local sid = sid_of(m)
+              local s = redis.call('HMGET', ARGV[1] .. sid, 'jti', 'createdAt', 'lastUsedAt', 'ua', 'ip')
               if s[1] then
-                for _, v in ipairs({sid, s[1], s[2] or s[1], s[3] or '', s[4] or ''}) do out[#out + 1] = v end
+                for _, v in ipairs({sid, s[2] or '0', s[3] or s[2] or '0', s[4] or '', s[5] or ''}) do out[#out + 1] = v end
               else
-                redis.call('SREM', KEYS[1], sid)
+                redis.call('ZREM', KEYS[1], m)
               end
             end
             return out
             """
         case .changePassword:
-            // KEYS: user, sessions set. ARGV: old hash, new hash, sid to keep, session key
+            // KEYS: user, session index. ARGV: old hash, new hash, sid to keep, session key
             // prefix. 0 (nothing changed) unless the stored hash is the old one. One step
             // with respect to createSession and rotate: a login that checked the old
             // password cannot add a session afterwards, and no other session outlives it.
+            // O(n), n at most the cap.
             """
             if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 0 end
             redis.call('HSET', KEYS[1], 'hash', ARGV[2])
-            for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-              if sid ~= ARGV[3] then
-                redis.call('DEL', ARGV[4] .. sid)
-                redis.call('SREM', KEYS[2], sid)
+            upgrade(KEYS[2], ARGV[4])
+            for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+              if sid_of(m) ~= ARGV[3] then
+                redis.call('DEL', ARGV[4] .. sid_of(m))
+                redis.call('ZREM', KEYS[2], m)
               end
             end
             return 1
             """
         case .deleteUser:
-            // KEYS: user, sessions set. ARGV: password hash, session key prefix. 0 (nothing
-            // deleted) unless the stored hash is that one.
+            // KEYS: user, session index. ARGV: password hash, session key prefix. 0 (nothing
+            // deleted) unless the stored hash is that one. O(n), n at most the cap.
             """
             if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 0 end
-            for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', ARGV[2] .. sid) end
+            upgrade(KEYS[2], ARGV[2])
+            for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do redis.call('DEL', ARGV[2] .. sid_of(m)) end
             redis.call('DEL', KEYS[1], KEYS[2])
             return 1
             """

@@ -89,7 +89,7 @@ struct CheckConfig: AsyncParsableCommand {
             configuration ok
               JWT_ALG=\(config.algorithm.rawValue) access kid=\(access.signing.kid) refresh kid=\(refresh.signing.kid)
               JWT_ISSUER=\(config.issuer) ACCESS_TOKEN_TTL=\(config.accessTTL)s REFRESH_TOKEN_TTL=\(config.refreshTTL)s JWT_LEEWAY=\(config.leeway)s
-              ACCESS_TOKEN_SESSION_CHECK=\(config.accessTokenSessionCheck)
+              ACCESS_TOKEN_SESSION_CHECK=\(config.accessTokenSessionCheck) MAX_SESSIONS_PER_USER=\(config.maxSessionsPerUser)
               BCRYPT_COST=\(config.bcryptCost) BCRYPT_CONCURRENCY=\(config.hashConcurrency) WORKERS=\(config.workers)
               REDIS=\(redacted(config.redis)) REDIS_TIMEOUT=\(config.redisTimeout)s FCGI_LISTEN=\(config.listen)
               REFRESH_REUSE_GRACE=\(config.reuseGrace)s REFRESH_IDLE_TTL=\(config.idleTTL)s LOG_LEVEL=\(config.logLevel)

@@ -29,6 +29,7 @@ import Testing
         #expect(c.loginUserMaxFailures == 10 && c.loginUserWindow == 900)
         #expect(c.loginAddressMaxFailures == 100 && c.loginAddressWindow == 900)
         #expect(c.logFormat == "json")
+        #expect(c.maxSessionsPerUser == 100)
     }
 
     @Test func secretsAreRequiredLongAndDistinct() {
@@ -46,6 +47,7 @@ import Testing
         ("FCGI_LISTEN", "nohost"), ("FCGI_LISTEN", "h:99999"), ("WORKERS", "0"), ("REDIS_TIMEOUT", "0"),
         ("REFRESH_IDLE_TTL", "soon"), ("LOG_LEVEL", "loud"), ("LOGIN_USER_MAX_FAILURES", "-1"),
         ("LOGIN_ADDRESS_MAX_FAILURES", "many"), ("LOG_FORMAT", "xml"), ("LOGIN_USER_WINDOW", "0"), ("LOGIN_ADDRESS_WINDOW", "1y"),
+        ("MAX_SESSIONS_PER_USER", "0"), ("MAX_SESSIONS_PER_USER", "10001"),
     ])
     func badValuesNameTheirVariable(_ name: String, _ value: String) {
         #expect(problem([name: value])?.variable == name)

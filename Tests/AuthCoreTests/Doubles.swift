@@ -38,8 +38,9 @@ struct PlainHasher: PasswordHasher {
     func verify(_ password: String, against hash: String) -> Bool { hash == "plain:" + password }
 }
 
-/// An in-memory AuthStore with the same rotation rules as the Redis scripts, for driving
-/// the handlers without sockets. The Redis implementation is tested against a real server.
+/// An in-memory AuthStore with the same rotation, cap and order rules as the Redis scripts,
+/// for driving the handlers without sockets. The Redis implementation is tested against a
+/// real server.
 final class MemoryStore: AuthStore, @unchecked Sendable {
     struct Session {
         var token: RefreshTokenState, prev: String?, rotatedAt: Int64, expires: Int64, createdAt: Int64, meta: SessionMeta
@@ -80,12 +81,25 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
     private func user(withID id: UserID) -> UserRecord? { users.values.first { $0.id == id } }
 
     func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
-                       meta: SessionMeta, now: Int64, passwordHash: String) throws -> Bool {
+                       meta: SessionMeta, now: Int64, passwordHash: String, cap: Int) throws -> SessionStart {
         try check()
-        guard self.user(withID: user)?.passwordHash == passwordHash else { return false }
+        guard self.user(withID: user)?.passwordHash == passwordHash else { return .refused }
         sessions[user.rawValue, default: [:]][session.rawValue] = Session(
             token: token, prev: nil, rotatedAt: now, expires: now + ttl, createdAt: now, meta: meta)
-        return true
+        // Beyond the cap, the last in the list's order go (expired ones included, as their
+        // ids linger in Redis's index too); only live ones count as ended.
+        var evicted = 0
+        let order = (sessions[user.rawValue] ?? [:]).map { id, s in (id, position(id, s), s.expires > clock.now()) }
+            .filter { $0.0 != session.rawValue }.sorted { $0.1 < $1.1 }
+        for (id, _, live) in order.suffix(max(0, order.count + 1 - cap)) {
+            sessions[user.rawValue]![id] = nil
+            if live { evicted += 1 }
+        }
+        return .started(evicted: evicted)
+    }
+
+    private func position(_ id: String, _ s: Session) -> SessionPosition {
+        SessionPosition(lastUsedAt: s.rotatedAt, createdAt: s.createdAt, id: SessionID(id))
     }
 
     func rotate(_ session: SessionID, of user: UserID, presented jti: String, next: RefreshTokenState, ttl: Int64,
@@ -116,7 +130,7 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
         let now = clock.now()
         return (sessions[user.rawValue] ?? [:]).compactMap { id, s in
             s.expires > now ? SessionInfo(id: SessionID(id), createdAt: s.createdAt, lastUsedAt: s.rotatedAt, meta: s.meta) : nil
-        }
+        }.sorted { $0.position < $1.position }
     }
     func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool {
         try check()

@@ -31,7 +31,7 @@ struct ConfigTests {
 
     @Test(arguments: [
         ("BCRYPT_COST", "banana"), ("ACCESS_TOKEN_TTL", "-5"), ("JWT_ALG", "RS256"),
-        ("REDIS_URL", "http://localhost"), ("WORKERS", "0"), ("JWT_LEEWAY", "soon"),
+        ("REDIS_URL", "http://localhost"), ("WORKERS", "0"), ("JWT_LEEWAY", "soon"), ("MAX_SESSIONS_PER_USER", "0"),
     ])
     func badValueStopsStartUpNamingTheVariable(variable: String, value: String) throws {
         let output = try failedStart([variable: value])

@@ -22,7 +22,7 @@ struct MetricsTests {
                        #"authd_requests_total{route="/auth/refresh-token",status="403"}"#,
                        #"authd_request_duration_seconds_bucket{route="/",le="+Inf"}"#,
                        "authd_token_pairs_issued_total", "authd_refresh_replays_total", "authd_logins_throttled_total",
-                       "authd_bcrypt_seconds_count", "authd_redis_errors_total", "authd_redis_connects_total",
+                       "authd_bcrypt_seconds_count", "authd_redis_errors_total", "authd_redis_connects_total", "authd_sessions_evicted_total",
                        "authd_requests_in_flight", "authd_workers 64"] {
             #expect(text.contains(series), "missing \(series)")
         }

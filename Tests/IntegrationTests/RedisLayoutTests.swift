@@ -49,6 +49,31 @@ struct RedisLayoutTests {
         }
     }
 
+    /// `auth:sessions:{<id>}` is a sorted set whose members sort as the session list does
+    /// (score 0, `<9999999999 - lastUsedAt>:<9999999999 - createdAt>:<sid>`), so that a page
+    /// or the least recently used session is one O(log n) lookup.
+    @Test func sessionIndexIsASortedSetInTheListsOrder() throws {
+        let user = try stack.newUser("index")
+        waitForSecondAfter(now)
+        let second = try stack.newSession(user)
+        waitForSecondAfter(now)
+        let refreshed = try stack.rotate(user.tokens.refresh)
+        let key = "auth:sessions:{\(try userID(of: user.tokens.access))}"
+        #expect(try redis(["TYPE", key]) == ["zset"])
+        let members = try redis(["ZRANGE", key, "0", "-1", "WITHSCORES"])
+        let list = try stack.listSessions(refreshed.access)
+        try #require(members.count == 4 && list.count == 2, "\(members) \(list)")
+        #expect(members[1] == "0" && members[3] == "0", "\(members)")
+        for (member, entry) in zip([members[0], members[2]], list) {
+            let parts = member.split(separator: ":").map(String.init)
+            #expect(parts.count == 3 && parts[0].count == 10 && parts[1].count == 10, "\(member)")
+            #expect(parts.last == entry.id, "\(member) vs \(entry)")
+            #expect(Int(parts[0]).map { 9_999_999_999 - $0 } == entry.lastUsedSeconds, "\(member) vs \(entry)")
+            #expect(Int(parts[1]).map { 9_999_999_999 - $0 } == entry.createdSeconds, "\(member) vs \(entry)")
+        }
+        #expect(list.map(\.id) == [try sessionID(of: refreshed.access), try sessionID(of: second.access)])
+    }
+
     @Test func endedSessionLeavesNoSessionKey() throws {
         let user = try stack.newUser("gone")
         let sid = try #require(try JWT(user.tokens.refresh).string("sid"))

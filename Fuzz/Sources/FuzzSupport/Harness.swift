@@ -62,7 +62,7 @@ public struct DownStore: AuthStore {
     public func user(named username: String) throws -> UserRecord? { throw down() }
     public func user(id: UserID) throws -> UserRecord? { throw down() }
     public func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
-                              meta: SessionMeta, now: Int64, passwordHash: String) throws -> Bool { throw down() }
+                              meta: SessionMeta, now: Int64, passwordHash: String, cap: Int) throws -> SessionStart { throw down() }
     public func rotate(_ session: SessionID, of user: UserID, presented jti: String, next: RefreshTokenState,
                        ttl: Int64, grace: Int64, meta: SessionMeta, now: Int64) throws -> RotationOutcome { throw down() }
     public func endSession(_ session: SessionID, of user: UserID) throws -> Bool { throw down() }

@@ -235,7 +235,10 @@ final class Stack: @unchecked Sendable {
     /// Runs `redis-cli -s SOCKET args...` and returns its output (e.g. `BGREWRITEAOF`,
     /// `CONFIG GET appendfsync`).
     @discardableResult
-    func redisCLI(_ args: String...) throws -> String {
+    func redisCLI(_ args: String...) throws -> String { try redisCLI(args) }
+
+    @discardableResult
+    func redisCLI(_ args: [String]) throws -> String {
         let (termination, output) = try runCommand(
             "redis-cli", ["-s", redisSocket] + args, environment: ["PATH": Self.path], directory: dir)
         guard termination == .exited(0) else { throw HarnessError("redis-cli \(args): \(termination): \(output)") }
