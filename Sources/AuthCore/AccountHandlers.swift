@@ -3,13 +3,20 @@
 // the password again, checked and throttled like a login.
 
 extension AuthService {
-    /// GET /auth/sessions: the caller's live sessions, most recently used first.
+    /// GET /auth/sessions?limit=&cursor=: one page of the caller's live sessions, most
+    /// recently used first, and the cursor of the next page (null on the last).
     func sessions(_ request: Request, _ worker: Worker) throws -> Response {
         let claims = try authenticate(request, worker)
-        let list = try worker.store.sessions(of: claims.subject)
+        let query = try SessionListQuery(request.query)
+        let page = try worker.store.sessions(of: claims.subject, after: query.after, limit: query.limit)
+        let next = try page.next.map { position in
+            // Ids are made by randomID(); anything else in the index was not written by us.
+            guard let cursor = SessionCursor.encode(position) else { throw StoreUnavailable("session id \(position.id) is not 22 base64url characters") }
+            return cursor
+        }
         return .json(200, headers: [("Cache-Control", "no-store")]) { w in
             w.beginArray("sessions")
-            for session in list {
+            for session in page.sessions {
                 w.beginObject()
                 w.field("id", session.id.rawValue)
                 w.field("createdAt", ISO8601.format(session.createdAt))
@@ -20,6 +27,7 @@ extension AuthService {
                 w.endObject()
             }
             w.endArray()
+            w.field("nextCursor", next)
         }
     }
 

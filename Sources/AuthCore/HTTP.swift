@@ -3,6 +3,8 @@ public struct Request: Sendable {
     public var method: String
     /// The decoded path, without the query string.
     public var path: String
+    /// The query string as sent (after `?`, still percent-encoded; empty when none).
+    public var query: String
     public var contentType: String?
     public var authorization: String?
     public var userAgent: String
@@ -12,10 +14,11 @@ public struct Request: Sendable {
     public var requestID: String
     public var body: [UInt8]
 
-    public init(method: String, path: String, contentType: String? = nil, authorization: String? = nil,
+    public init(method: String, path: String, query: String = "", contentType: String? = nil, authorization: String? = nil,
                 userAgent: String = "", remoteAddress: String = "", requestID: String = "", body: [UInt8] = []) {
         self.method = method
         self.path = path
+        self.query = query
         self.contentType = contentType
         self.authorization = authorization
         self.userAgent = userAgent

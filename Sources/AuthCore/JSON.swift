@@ -260,6 +260,10 @@ public struct JSONWriter {
     public mutating func field(_ key: String, _ value: Int64) { keyPrefix(key); bytes.append(contentsOf: String(value).utf8) }
     public mutating func field(_ key: String, _ value: Int) { field(key, Int64(value)) }
     public mutating func field(_ key: String, _ value: Bool) { keyPrefix(key); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
+    /// The string, or `null` when nil.
+    public mutating func field(_ key: String, _ value: String?) {
+        if let value { field(key, value) } else { keyPrefix(key); bytes.append(contentsOf: "null".utf8) }
+    }
 
     private mutating func open(_ key: String?, _ c: UInt8) {
         if let key { keyPrefix(key) } else { separator() }

@@ -137,6 +137,19 @@ extension SessionInfo {
     public var position: SessionPosition { SessionPosition(lastUsedAt: lastUsedAt, createdAt: createdAt, id: id) }
 }
 
+/// One page of a user's session list.
+public struct SessionPage: Equatable, Sendable {
+    /// Live sessions in the list's order.
+    public var sessions: [SessionInfo]
+    /// Where the next page starts (just after this position); nil when none follows.
+    public var next: SessionPosition?
+
+    public init(sessions: [SessionInfo], next: SessionPosition?) {
+        self.sessions = sessions
+        self.next = next
+    }
+}
+
 /// What `createSession` did.
 public enum SessionStart: Equatable, Sendable {
     /// Nothing was written: the user's stored hash is no longer the one checked (the
@@ -207,8 +220,11 @@ public protocol AuthStore {
     @discardableResult
     func endSession(_ session: SessionID, of user: UserID) throws -> Bool
     func endAllSessions(of user: UserID) throws
-    /// The user's live sessions, in the list's order (`SessionPosition`).
-    func sessions(of user: UserID) throws -> [SessionInfo]
+    /// Up to `limit` of the user's live sessions, in the list's order (`SessionPosition`),
+    /// starting just after `after` (from the first when nil). `next` is set when more may
+    /// follow: the page can hold fewer than `limit` sessions and still not be the last
+    /// (the store may stop early on ended sessions, so that a call stays O(log n + limit)).
+    func sessions(of user: UserID, after: SessionPosition?, limit: Int) throws -> SessionPage
     /// One read: whether the session is still live.
     func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool
     /// Atomically: replaces the password hash `old` by `new` and ends every session of the

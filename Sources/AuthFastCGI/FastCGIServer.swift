@@ -9,7 +9,7 @@ import Synchronization
 /// name wins, as with `FCGX_GetParam`. Public so that the fuzzer (Fuzz/) converts
 /// params exactly as the server does.
 public struct FastCGIParams {
-    var method, documentURI, requestURI, contentLength, contentType: String?
+    var method, documentURI, requestURI, queryString, contentLength, contentType: String?
     var authorization, userAgent, remoteAddress, requestID: String?
 
     /// Reads a NULL-terminated array of `"NAME=value"` C strings (libfcgi's `envp`).
@@ -27,6 +27,7 @@ public struct FastCGIParams {
             case (14, 0x52) where named("REQUEST_METHOD"): method = method ?? value()
             case (12, 0x44) where named("DOCUMENT_URI"): documentURI = documentURI ?? value()
             case (11, 0x52) where named("REQUEST_URI"): requestURI = requestURI ?? value()
+            case (12, 0x51) where named("QUERY_STRING"): queryString = queryString ?? value()
             case (14, 0x43) where named("CONTENT_LENGTH"): contentLength = contentLength ?? value()
             case (12, 0x43) where named("CONTENT_TYPE"): contentType = contentType ?? value()
             case (18, 0x48) where named("HTTP_AUTHORIZATION"): authorization = authorization ?? value()
@@ -46,6 +47,7 @@ public struct FastCGIParams {
         Request(
             method: method ?? "GET",
             path: documentURI ?? requestURI.map { String($0.prefix { $0 != "?" }) } ?? "/",
+            query: queryString ?? requestURI.flatMap { uri in uri.firstIndex(of: "?").map { String(uri[uri.index(after: $0)...]) } } ?? "",
             contentType: contentType, authorization: authorization, userAgent: userAgent ?? "",
             remoteAddress: remoteAddress ?? "", requestID: requestID ?? "", body: body)
     }

@@ -144,10 +144,21 @@ public final class RedisStore: AuthStore {
         _ = try eval(.endAllSessions, keys: [RedisKey.sessions(user)], args: [RedisKey.sessionPrefix(user)])
     }
 
-    public func sessions(of user: UserID) throws -> [SessionInfo] {
-        let reply = try eval(.listSessions, keys: [RedisKey.sessions(user)], args: [RedisKey.sessionPrefix(user)])
-        guard case .array(let f) = reply, f.count % 5 == 0 else { throw unexpected("list sessions", reply) }
-        return try stride(from: 0, to: f.count, by: 5).map { i in
+    public func sessions(of user: UserID, after: SessionPosition?, limit: Int) throws -> SessionPage {
+        let start = after.map { [String($0.lastUsedAt), String($0.createdAt), $0.id.rawValue] } ?? []
+        let reply = try eval(.listSessions, keys: [RedisKey.sessions(user)], args: [RedisKey.sessionPrefix(user), String(limit)] + start)
+        guard case .array(let r) = reply, r.count >= 4, r.count % 5 == 4, case .integer(let more) = r[0] else {
+            throw unexpected("list sessions", reply)
+        }
+        var next: SessionPosition?
+        if more == 1 {
+            guard let used = r[1].text.flatMap({ Int64($0) }), let created = r[2].text.flatMap({ Int64($0) }), let sid = r[3].text else {
+                throw unexpected("list sessions", reply)
+            }
+            next = SessionPosition(lastUsedAt: used, createdAt: created, id: SessionID(sid))
+        }
+        let f = r[4...]
+        let sessions = try stride(from: f.startIndex, to: f.endIndex, by: 5).map { i in
             guard let id = f[i].text, let created = f[i + 1].text.flatMap({ Int64($0) }),
                   let used = f[i + 2].text.flatMap({ Int64($0) }), let agent = f[i + 3].text, let address = f[i + 4].text else {
                 throw unexpected("list sessions", reply)
@@ -155,6 +166,7 @@ public final class RedisStore: AuthStore {
             return SessionInfo(id: SessionID(id), createdAt: created, lastUsedAt: used,
                                meta: SessionMeta(userAgent: agent, address: address))
         }
+        return SessionPage(sessions: sessions, next: next)
     }
 
     public func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool {
@@ -413,22 +425,47 @@ enum Script: String, CaseIterable {
             return #members
             """
         case .listSessions:
-            // KEYS: session index. ARGV: session key prefix. A flat list in the index's
-            // order, five per session: sid, createdAt, lastUsedAt, ua, ip. Ids of expired
-            // sessions are dropped.
+            // KEYS: session index. ARGV: session key prefix, limit, then the position to
+            // start after (lastUsedAt, createdAt, sid), none for the first page. Returns
+            // {more, lastUsedAt, createdAt, sid, ...}: more is 1 when sessions may follow,
+            // the next page starting after that position; then five per session, in the
+            // index's order: sid, createdAt, lastUsedAt, ua, ip. Ids of expired sessions
+            // met on the way are dropped, and at most 2 * limit + 1 members are looked at,
+            // so a call is O(log n + limit) whatever the index holds.
             """
             upgrade(KEYS[1], ARGV[1])
-            local out = {}
-            for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-              local sid = sid_of(m)
-              local s = redis.call('HMGET', ARGV[1] .. sid, 'jti', 'createdAt', 'lastUsedAt', 'ua', 'ip')
-              if s[1] then
-                for _, v in ipairs({sid, s[2] or '0', s[3] or s[2] or '0', s[4] or '', s[5] or ''}) do out[#out + 1] = v end
-              else
-                redis.call('ZREM', KEYS[1], m)
-              end
+            local limit = tonumber(ARGV[2])
+            local start = '-'
+            if ARGV[3] then start = '(' .. member(ARGV[3], ARGV[4], ARGV[5]) end
+            local out = {0, '', '', ''}
+            local function more(m)
+              out[1] = 1
+              out[2] = string.format('%d', 9999999999 - tonumber(string.sub(m, 1, 10)))
+              out[3] = string.format('%d', 9999999999 - tonumber(string.sub(m, 12, 21)))
+              out[4] = sid_of(m)
+              return out
             end
-            return out
+            local live, budget, last = 0, 2 * limit + 1, nil
+            while budget > 0 do
+              local want = math.min(limit + 1 - live, budget)
+              local batch = redis.call('ZRANGEBYLEX', KEYS[1], start, '+', 'LIMIT', 0, want)
+              for _, m in ipairs(batch) do
+                local sid = sid_of(m)
+                local s = redis.call('HMGET', ARGV[1] .. sid, 'jti', 'createdAt', 'lastUsedAt', 'ua', 'ip')
+                if s[1] then
+                  if live == limit then return more(last) end
+                  live = live + 1
+                  for _, v in ipairs({sid, s[2] or '0', s[3] or s[2] or '0', s[4] or '', s[5] or ''}) do out[#out + 1] = v end
+                else
+                  redis.call('ZREM', KEYS[1], m)
+                end
+                last = m
+                budget = budget - 1
+              end
+              if #batch < want then return out end
+              start = '(' .. last
+            end
+            return more(last)
             """
         case .changePassword:
             // KEYS: user, session index. ARGV: old hash, new hash, sid to keep, session key

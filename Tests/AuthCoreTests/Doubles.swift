@@ -125,12 +125,14 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
         return sessions[user.rawValue]?.removeValue(forKey: session.rawValue).map { $0.expires > clock.now() } ?? false
     }
     func endAllSessions(of user: UserID) throws { try check(); sessions[user.rawValue] = nil }
-    func sessions(of user: UserID) throws -> [SessionInfo] {
+    func sessions(of user: UserID, after: SessionPosition?, limit: Int) throws -> SessionPage {
         try check()
         let now = clock.now()
-        return (sessions[user.rawValue] ?? [:]).compactMap { id, s in
+        let list = (sessions[user.rawValue] ?? [:]).compactMap { id, s in
             s.expires > now ? SessionInfo(id: SessionID(id), createdAt: s.createdAt, lastUsedAt: s.rotatedAt, meta: s.meta) : nil
-        }.sorted { $0.position < $1.position }
+        }.sorted { $0.position < $1.position }.filter { s in after.map { $0 < s.position } ?? true }
+        let page = Array(list.prefix(limit))
+        return SessionPage(sessions: page, next: list.count > limit ? page.last?.position : nil)
     }
     func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool {
         try check()

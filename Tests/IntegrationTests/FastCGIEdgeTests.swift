@@ -45,6 +45,26 @@ struct FastCGIEdgeTests {
         expectError(response, status: 400, message: "Invalid username/password")
     }
 
+    /// The query string reaches the handlers from `QUERY_STRING`, or from `REQUEST_URI`
+    /// when a FastCGI client sends only that.
+    @Test func queryStringIsReadFromQueryStringOrRequestURI() throws {
+        let user = try stack.newUser("fcgiquery")
+        _ = try stack.newSession(user)
+        func count(_ params: [(String, String)]) throws -> Int? {
+            let response = try fcgi.request(params: [("REQUEST_METHOD", "GET"), ("HTTP_AUTHORIZATION", "Bearer " + user.tokens.access)]
+                                            + params, stdin: [])
+            return (response.object?["sessions"] as? [Any])?.count
+        }
+        #expect(try count([("DOCUMENT_URI", "/auth/sessions"), ("QUERY_STRING", "limit=1")]) == 1)
+        #expect(try count([("DOCUMENT_URI", "/auth/sessions"), ("QUERY_STRING", "")]) == 2)
+        #expect(try count([("REQUEST_URI", "/auth/sessions?limit=1")]) == 1)
+        // QUERY_STRING wins over REQUEST_URI's query, as DOCUMENT_URI does over its path.
+        #expect(try count([("DOCUMENT_URI", "/auth/sessions"), ("REQUEST_URI", "/auth/sessions?limit=1"), ("QUERY_STRING", "")]) == 2)
+        let refused = try fcgi.request(params: [("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/auth/sessions"), ("QUERY_STRING", "limit=0"),
+                                                ("HTTP_AUTHORIZATION", "Bearer " + user.tokens.access)], stdin: [])
+        expectError(refused, status: 400)
+    }
+
     @Test func missingParamsDoNotCrashTheResponder() throws {
         // No params at all: treated as GET / without credentials.
         expectError(try fcgi.request(params: [], stdin: []), status: 401)

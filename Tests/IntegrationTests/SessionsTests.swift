@@ -33,7 +33,8 @@ struct SessionsListTests {
 
         let response = try stack.sessions(pair.access)
         let body = try #require(response.object, "\(response)")
-        #expect(Set(body.keys) == ["sessions"], "\(response)")
+        #expect(Set(body.keys) == ["sessions", "nextCursor"], "\(response)")
+        #expect(body["nextCursor"] is NSNull, "one session, yet a next page: \(response)")
         let list = try stack.listSessions(pair.access)
         try #require(list.count == 1, "\(list)")
         let entry = list[0]

@@ -67,7 +67,7 @@ public struct DownStore: AuthStore {
                        ttl: Int64, grace: Int64, meta: SessionMeta, now: Int64) throws -> RotationOutcome { throw down() }
     public func endSession(_ session: SessionID, of user: UserID) throws -> Bool { throw down() }
     public func endAllSessions(of user: UserID) throws { throw down() }
-    public func sessions(of user: UserID) throws -> [SessionInfo] { throw down() }
+    public func sessions(of user: UserID, after: SessionPosition?, limit: Int) throws -> SessionPage { throw down() }
     public func sessionExists(_ session: SessionID, of user: UserID) throws -> Bool { throw down() }
     public func changePassword(of user: UserID, from old: String, to new: String, keeping kept: SessionID) throws -> Bool { throw down() }
     public func deleteUser(_ user: UserRecord) throws -> Bool { throw down() }

@@ -108,6 +108,41 @@ extension Stack {
         try call(method, "/auth/sessions", bearer: accessToken)
     }
 
+    /// `GET /auth/sessions?<query>`; `query` is sent as given.
+    func sessions(_ accessToken: String?, query: String) throws -> HTTPResponse {
+        try call("GET", "/auth/sessions?" + query, bearer: accessToken)
+    }
+
+    /// One page: requires 200 and `nextCursor` (a string or null); returns the entries and
+    /// the cursor.
+    func sessionPage(_ accessToken: String, limit: Int? = nil, cursor: String? = nil,
+                     sourceLocation: SourceLocation = #_sourceLocation) throws -> (entries: [SessionEntry], next: String?) {
+        let query = [limit.map { "limit=\($0)" }, cursor.map { "cursor=\($0)" }].compactMap { $0 }.joined(separator: "&")
+        let response = try sessions(accessToken, query: query)
+        try #require(response.status == 200, "GET /auth/sessions?\(query): \(response)", sourceLocation: sourceLocation)
+        let body = try #require(response.object, "\(response)", sourceLocation: sourceLocation)
+        let list = try #require(body["sessions"] as? [Any], "no sessions array: \(response)", sourceLocation: sourceLocation)
+        let next = body["nextCursor"]
+        try #require(next is String || next is NSNull, "nextCursor is neither a string nor null: \(response)",
+                     sourceLocation: sourceLocation)
+        let entries = try list.map { try #require(SessionEntry($0), "bad session entry \($0)", sourceLocation: sourceLocation) }
+        return (entries, next as? String)
+    }
+
+    /// Every page of the list, `limit` at a time, following `nextCursor` until it is null.
+    func allSessionPages(_ accessToken: String, limit: Int,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws -> [[SessionEntry]] {
+        var pages: [[SessionEntry]] = []
+        var cursor: String?
+        repeat {
+            let page = try sessionPage(accessToken, limit: limit, cursor: cursor, sourceLocation: sourceLocation)
+            pages.append(page.entries)
+            cursor = page.next
+            try #require(pages.count <= 1000, "nextCursor never ends", sourceLocation: sourceLocation)
+        } while cursor != nil
+        return pages
+    }
+
     /// `DELETE /auth/sessions/{id}`; `id` is put into the path as given.
     func endSession(_ id: String, _ accessToken: String?) throws -> HTTPResponse {
         try call("DELETE", "/auth/sessions/" + id, bearer: accessToken)
