@@ -11,7 +11,9 @@ extension AuthService {
         let page = try worker.store.sessions(of: claims.subject, after: query.after, limit: query.limit)
         let next = try page.next.map { position in
             // Ids are made by randomID(); anything else in the index was not written by us.
-            guard let cursor = SessionCursor.encode(position) else { throw StoreUnavailable("session id \(position.id) is not 22 base64url characters") }
+            guard let cursor = SessionCursor.encode(position) else {
+                throw StoreUnavailable("session id \(position.id) in the index is not 22 base64url characters")
+            }
             return cursor
         }
         return .json(200, headers: [("Cache-Control", "no-store")]) { w in
