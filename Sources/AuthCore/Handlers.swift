@@ -8,19 +8,20 @@ extension AuthService {
         // once, however busy the service is; a reservation left by a crash expires by itself.
         let id = UserID(randomID())
         guard try worker.store.reserveUsername(username, for: id, ttl: Self.reservationTTL) else { throw Self.usernameTaken }
-        let user: UserRecord
         do {
             try admitPasswordWork()
-            user = UserRecord(id: id, username: username, passwordHash: try timed(worker) { try hasher.hash(password) }, createdAt: clock.now())
+            let user = UserRecord(id: id, username: username, passwordHash: try timed(worker) { try hasher.hash(password) },
+                                  createdAt: clock.now())
             guard try worker.store.createUser(user) else { throw Self.usernameTaken }
+            let response = try startSession(for: user, request, worker, status: 201)
+            logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
+            return response
         } catch {
-            // Best effort (a no-op once the name is not ours): a retry should not find the
-            // name taken for a minute.
+            // A registration that fails leaves nothing (a no-op once the name is not ours): a
+            // retry must not find the name taken, nor a user that no token was issued for.
             try? worker.store.releaseUsername(username, for: id)
             throw error
         }
-        logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
-        return try startSession(for: user, request, worker, status: 201)
     }
 
     /// POST /auth/login: 200 with a pair for a new session; 401 with one message for an
@@ -138,7 +139,7 @@ extension AuthService {
     }
 
     /// How long a registration may take between reserving the name and storing the user.
-    static let reservationTTL: Int64 = 60
+    public static let reservationTTL: Int64 = 60
 
     /// A new session for `user` with a fresh token pair. 401 when the password was changed
     /// (or the account deleted) since `user` was read: a login that checked the old

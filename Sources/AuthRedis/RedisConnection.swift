@@ -21,6 +21,14 @@ enum RedisReply: Equatable {
     }
 }
 
+extension Duration {
+    /// Whole microseconds (truncated).
+    var microseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+    }
+}
+
 /// One blocking hiredis connection, owned by one worker thread. A context is dead after
 /// any error, so it is dropped then, and the next command connects afresh: Redis coming
 /// back needs no restart of the service.
@@ -30,12 +38,20 @@ final class RedisConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     /// Called after each successful connect (for the connects counter).
     private let onConnect: () -> Void
+    /// Redis's clock (`TIME`, microseconds) at `syncedAt` on ours, measured at connect:
+    /// write deadlines are stated on Redis's clock, so the two hosts' clocks need not agree.
+    private var redisClockAtSync: Int64 = 0
+    private var syncedAt = ContinuousClock.now
+    /// How long after sending a script it may still start: half the reply timeout, so that
+    /// a script that starts in time has answered before we give up on it (see `deadline`).
+    private let scriptBudgetMicros: Int64
 
     init(endpoint: RedisEndpoint, timeoutSeconds: Double, onConnect: @escaping () -> Void = {}) {
         self.endpoint = endpoint
         self.onConnect = onConnect
         let whole = Int(timeoutSeconds)
         timeout = timeval(tv_sec: whole, tv_usec: Int((timeoutSeconds - Double(whole)) * 1_000_000))
+        scriptBudgetMicros = Int64(timeoutSeconds * 500_000)
     }
 
     deinit { disconnect() }
@@ -56,6 +72,19 @@ final class RedisConnection {
         // with sentinels finds the new primary.
         if case .error(let e) = copied, e.hasPrefix("READONLY") { disconnect() }
         return copied
+    }
+
+    /// EVALSHA of a script that begins with `RedisScript.deadlineGuard`: the first ARGV is
+    /// the latest moment, on Redis's clock, at which the script may still start, and past
+    /// which it changes nothing and answers an error. Redis runs a command whose client has
+    /// given up (it queued while Redis was stalled): the guard turns that late run into a
+    /// no-op, so our 503 (`REDIS_TIMEOUT` passed) always means "not applied". The budget is
+    /// half the timeout, which leaves the other half for the reply of a script that started
+    /// just in time.
+    func evalsha(_ sha: String, keys: [String], args: [String]) throws(StoreUnavailable) -> RedisReply {
+        _ = try connected()
+        let deadline = redisClockAtSync + Int64(syncedAt.duration(to: .now).microseconds) + scriptBudgetMicros
+        return try command(["EVALSHA", sha, String(keys.count)] + keys + [String(deadline)] + args)
     }
 
     /// False after a timeout or a broken connection (until the next command reconnects).
@@ -106,7 +135,27 @@ final class RedisConnection {
             disconnect()
             throw StoreUnavailable("redis via sentinel: the announced primary is a \(role.first?.text ?? "?") (failover under way)")
         }
+        try syncClock()
         return ctx
+    }
+
+    /// Reads Redis's clock, taking the end of the round trip as the moment it was read: so
+    /// deadlines err early, by at most the round trip, which must be well inside the budget.
+    private func syncClock() throws(StoreUnavailable) {
+        let sent = ContinuousClock.now
+        let reply = try command(["TIME"])
+        guard case .array(let t) = reply, t.count == 2, let seconds = t[0].text.flatMap({ Int64($0) }),
+              let micros = t[1].text.flatMap({ Int64($0) }) else {
+            disconnect()
+            throw StoreUnavailable("redis TIME: unexpected reply \(reply)")
+        }
+        let received = ContinuousClock.now
+        if (received - sent).microseconds > scriptBudgetMicros / 4 {
+            disconnect()
+            throw StoreUnavailable("redis TIME took \(received - sent), too slow to agree on a deadline")
+        }
+        syncedAt = received
+        redisClockAtSync = seconds * 1_000_000 + micros
     }
 
     /// A context that connected, with the timeout set; else the reason, thrown.

@@ -38,8 +38,10 @@ enum Server {
         // Registered here, before the threads exist, so that their creation orders the
         // registry's writes before any scrape.
         let metrics = (0..<config.workers).map { _ in service.metrics.newWorker() }
+        let debts = RedisDebts()
         try server.start { index in
-            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, metrics: metrics[index]), metrics: metrics[index])
+            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, metrics: metrics[index], debts: debts),
+                   metrics: metrics[index])
         }
         logger.info("authd serving", metadata: [
             "listen": "\(config.listen)", "workers": "\(config.workers)", "alg": "\(config.algorithm.rawValue)",
