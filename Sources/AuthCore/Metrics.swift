@@ -133,7 +133,7 @@ public final class MetricsRegistry: Sendable {
         let events: [(WorkerMetrics.Event, String, String)] = [
             (.tokenPairsIssued, "authd_token_pairs_issued_total", "Access/refresh pairs issued (register, login, refresh)."),
             (.refreshReplays, "authd_refresh_replays_total", "Superseded refresh tokens presented; each ended its session."),
-            (.loginsThrottled, "authd_logins_throttled_total", "Logins refused with 429 by the failed-login limits."),
+            (.loginsThrottled, "authd_logins_throttled_total", "Logins and registrations refused with 429 by the failed-attempt limits."),
             (.storeErrors, "authd_redis_errors_total", "Requests answered 503 because Redis failed or timed out."),
         ]
         for (event, name, help) in events {
