@@ -72,10 +72,13 @@ public final class RedisDebts: Sendable {
             }
             defer { count.store(s.owed.count, ordering: .releasing) }
             while let debt = s.owed.first {
+                let started = ContinuousClock.now
                 do {
                     try pay(debt)
                 } catch {
-                    s.failedAt = .now
+                    // Only a Redis slow to fail (a stall) is worth telling the others at
+                    // once; a refused connection costs each of them nothing to meet.
+                    if started.duration(to: .now) >= quiet { s.failedAt = .now }
                     throw error
                 }
                 s.owed.removeFirst()
@@ -324,7 +327,16 @@ public final class RedisStore: AuthStore {
         // A short quiet: enough for the requests queued behind a failed attempt to be told at
         // once, short enough not to hold back the retries once Redis answers again.
         try debts.settle(quiet: .milliseconds(100)) { debt in
-            do { try settle(debt) } catch { if !connection.isConnected { throw error } }
+            for attempt in 0..<2 {
+                let started = ContinuousClock.now
+                do {
+                    return try settle(debt)
+                } catch {
+                    if connection.isConnected { return }  // refused by Redis: dropped
+                    // A connection found dead at once (Redis restarted since): once more, afresh.
+                    if attempt == 1 || started.duration(to: .now) >= .milliseconds(100) { throw error }
+                }
+            }
         }
     }
 

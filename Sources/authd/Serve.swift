@@ -30,7 +30,8 @@ enum Server {
         let decoy = try lane.hash(Secrets.generate())
         let service = AuthService(config: config, access: access, refresh: refresh, clock: SystemClock(),
                                   hasher: lane, decoyHash: decoy, logger: logger)
-        let server = try FastCGIServer(listen: config.listen, service: service, workers: config.workers, logger: logger)
+        let server = try FastCGIServer(listen: config.listen, service: service, workers: config.workers,
+                                       idleTimeout: config.fcgiIdleTimeout, logger: logger)
         // After FCGX_Init (in the server's init), whose own SIGTERM/SIGUSR1 handlers would
         // only make accept fail: ours replace them.
         let stopSignal = try StopSignal()
