@@ -102,7 +102,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// One worker at a time waits for a connection, so that a new one wakes one thread.
     private let acceptLock = Mutex<Void>(())
     /// Since when each worker has been parked on its kept connection (nil: not parked).
-    private let parked: Mutex<[ContinuousClock.Instant?]>
+    private let parked: Locked<[ContinuousClock.Instant?]>
     /// Per worker: written to close its parked connection.
     private let evictFDs: [Int32]
     /// At most this many workers park at once; the rest stay for new connections.
@@ -137,7 +137,7 @@ public final class FastCGIServer: @unchecked Sendable {
         self.workerCount = workers
         self.idleTimeout = idleTimeout
         parkLimit = max(1, workers - max(1, workers / 8))
-        parked = Mutex(Array(repeating: nil, count: workers))
+        parked = Locked(Array(repeating: nil, count: workers))
         evictFDs = try (0..<workers).map { _ in
             let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
             guard fd >= 0 else { throw FastCGIError(call: "eventfd", code: errno) }

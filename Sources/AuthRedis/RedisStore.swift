@@ -46,7 +46,7 @@ public final class RedisDebts: Sendable {
         var failedAt: ContinuousClock.Instant?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let count = Atomic<Int>(0)
     static let limit = 4096
 
