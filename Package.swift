@@ -41,6 +41,7 @@ let package = Package(
 
         .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
         .testTarget(name: "AuthCryptoTests", dependencies: ["AuthCore", "AuthCrypto"]),
+        .testTarget(name: "AuthFastCGITests", dependencies: ["AuthFastCGI"]),
         // Starts real redis-server, authd and nginx on loopback; needs the authd binary built.
         .testTarget(name: "IntegrationTests", dependencies: ["authd"]),
     ]

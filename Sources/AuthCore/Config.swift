@@ -54,6 +54,10 @@ public struct Config: Sendable {
     public var redisTimeout: Double
     public var listen: ListenAddress
     public var workers: Int
+    /// FCGI_IDLE_TIMEOUT: seconds a kept-alive FastCGI connection may sit idle between
+    /// requests before authd closes it; longer than nginx's upstream `keepalive_timeout`
+    /// (60 s by default), so that nginx, which knows when it will reuse one, closes first.
+    public var fcgiIdleTimeout: Int
     public var reuseGrace: Int64
     /// 0 = off.
     public var idleTTL: Int64
@@ -78,7 +82,7 @@ public struct Config: Sendable {
         "ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_PREVIOUS_SECRETS",
         "REFRESH_TOKEN_PREVIOUS_SECRETS", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
         "JWT_ISSUER", "JWT_ALG", "JWT_LEEWAY", "BCRYPT_COST", "BCRYPT_CONCURRENCY", "REDIS_URL",
-        "REDIS_TIMEOUT", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "FCGI_LISTEN", "WORKERS", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL", "LOG_FORMAT",
+        "REDIS_TIMEOUT", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "FCGI_LISTEN", "WORKERS", "FCGI_IDLE_TIMEOUT", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL", "LOG_FORMAT",
         "LOGIN_USER_MAX_FAILURES", "LOGIN_USER_WINDOW", "LOGIN_ADDRESS_MAX_FAILURES", "LOGIN_ADDRESS_WINDOW",
         "ACCESS_TOKEN_SESSION_CHECK", "MAX_SESSIONS_PER_USER",
     ]
@@ -181,6 +185,7 @@ public struct Config: Sendable {
         redisTimeout = t
         listen = try Self.parseListen(value("FCGI_LISTEN"))
         workers = try integer("WORKERS", default: 128, in: 1...4096)
+        fcgiIdleTimeout = try integer("FCGI_IDLE_TIMEOUT", default: 75, in: 1...86400)
         reuseGrace = try duration("REFRESH_REUSE_GRACE", default: 0, allowZero: true)
         idleTTL = try duration("REFRESH_IDLE_TTL", default: 0, allowZero: true)
         let level = value("LOG_LEVEL")?.lowercased() ?? "info"

@@ -1,26 +1,41 @@
 // The endpoints of API.md, one function each, in the order the contract lists them.
 
 extension AuthService {
-    /// POST /auth/register: 201 with a token pair, 409 when the name is taken, 422 on bad fields.
+    /// POST /auth/register: 201 with a token pair, 409 when the name is taken, 422 on bad fields,
+    /// 429 when the client's address is over its failed-attempt limit.
     func register(_ request: Request, _ worker: Worker) throws -> Response {
         let (username, password) = try Validation.credentials(request)
-        // The name is reserved before the (slow) hash, so concurrent duplicates get 409 at
-        // once, however busy the service is; a reservation left by a crash expires by itself.
+        // A 409 tells that the name exists: it is a failed attempt of the client's address,
+        // as a failed login is. Checked before the name is looked at, so a throttled address
+        // gets the same 429 for a taken and a free name; any other outcome uncounts it.
+        let throttle = try LoginThrottle.registration(config, address: request.remoteAddress, store: worker.store)
         let id = UserID(randomID())
-        guard try worker.store.reserveUsername(username, for: id, ttl: Self.reservationTTL) else { throw Self.usernameTaken }
-        let user: UserRecord
         do {
-            try admitPasswordWork()
-            user = UserRecord(id: id, username: username, passwordHash: try timed(worker) { try hasher.hash(password) }, createdAt: clock.now())
-            guard try worker.store.createUser(user) else { throw Self.usernameTaken }
+            // The name is reserved before the (slow) hash, so concurrent duplicates get 409 at
+            // once, however busy the service is; a reservation left by a crash expires by itself.
+            guard try worker.store.reserveUsername(username, for: id, ttl: Self.reservationTTL) else { throw Self.usernameTaken }
+            let response: Response
+            do {
+                try admitPasswordWork()
+                let user = UserRecord(id: id, username: username, passwordHash: try timed(worker) { try hasher.hash(password) },
+                                      createdAt: clock.now())
+                guard try worker.store.createUser(user) else { throw Self.usernameTaken }
+                response = try startSession(for: user, request, worker, status: 201)
+                logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
+            } catch {
+                // A registration that fails leaves nothing (a no-op once the name is not ours): a
+                // retry must not find the name taken, nor a user that no token was issued for.
+                try? worker.store.releaseUsername(username, for: id)
+                throw error
+            }
+            throttle.succeeded()
+            return response
+        } catch let error as APIError where error == Self.usernameTaken {
+            throw error  // a failure: it stays counted
         } catch {
-            // Best effort (a no-op once the name is not ours): a retry should not find the
-            // name taken for a minute.
-            try? worker.store.releaseUsername(username, for: id)
+            throttle.withdraw()
             throw error
         }
-        logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
-        return try startSession(for: user, request, worker, status: 201)
     }
 
     /// POST /auth/login: 200 with a pair for a new session; 401 with one message for an
@@ -138,7 +153,7 @@ extension AuthService {
     }
 
     /// How long a registration may take between reserving the name and storing the user.
-    static let reservationTTL: Int64 = 60
+    public static let reservationTTL: Int64 = 60
 
     /// A new session for `user` with a fresh token pair. 401 when the password was changed
     /// (or the account deleted) since `user` was read: a login that checked the old

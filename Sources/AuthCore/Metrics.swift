@@ -133,7 +133,7 @@ public final class MetricsRegistry: Sendable {
         let events: [(WorkerMetrics.Event, String, String)] = [
             (.tokenPairsIssued, "authd_token_pairs_issued_total", "Access/refresh pairs issued (register, login, refresh)."),
             (.refreshReplays, "authd_refresh_replays_total", "Superseded refresh tokens presented; each ended its session."),
-            (.loginsThrottled, "authd_logins_throttled_total", "Logins refused with 429 by the failed-login limits."),
+            (.loginsThrottled, "authd_logins_throttled_total", "Logins and registrations refused with 429 by the failed-attempt limits."),
             (.storeErrors, "authd_redis_errors_total", "Requests answered 503 because Redis failed or timed out."),
             (.sessionsEvicted, "authd_sessions_evicted_total", "Sessions ended by a login of their user beyond MAX_SESSIONS_PER_USER (the least recently used)."),
         ]
@@ -166,5 +166,11 @@ extension Duration {
         let (seconds, attoseconds) = components
         guard seconds >= 0, attoseconds >= 0 else { return 0 }
         return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+    }
+
+    /// Whole microseconds (truncated toward zero; negative for a negative duration).
+    public var microseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
     }
 }

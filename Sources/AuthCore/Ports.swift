@@ -197,7 +197,8 @@ public protocol AuthStore {
     /// Stores the user and makes its reservation permanent. False when the reservation
     /// was lost meanwhile (it expired and another user took the name).
     func createUser(_ user: UserRecord) throws -> Bool
-    /// Gives up a reservation that `id` still holds (its registration failed).
+    /// Undoes a registration that failed at any step, even after `createUser`: the user `id`
+    /// (no token of it was issued) and the name while `id` still holds it.
     func releaseUsername(_ username: String, for id: UserID) throws
     func user(named username: String) throws -> UserRecord?
     func user(id: UserID) throws -> UserRecord?

@@ -6,32 +6,46 @@
 /// 503). A refused attempt costs no bcrypt and is not counted itself, so the window is not
 /// extended by hammering. A successful login clears its username's count, never the
 /// address's (one account's owner must not reset an attacker's address).
+///
+/// A registration takes the address limit only (`registration`): its failure is a 409,
+/// which tells that the name exists, as a failed login would tell a password was wrong.
 struct LoginThrottle {
     private let store: any AuthStore
     private let limits: [(ThrottleKey, Int, Int64)]
     private var taken: [ThrottleKey] = []
 
-    /// Counts the attempt, or throws 429 with `Retry-After` when a limit is reached.
+    /// Counts the login attempt, or throws 429 with `Retry-After` when a limit is reached.
     init(_ config: Config, username: String, address: String, store: any AuthStore) throws {
+        try self.init(config, username: Optional(username), address: address, store: store, refusal: "Too many failed logins")
+    }
+
+    /// Counts a registration attempt against the client address (the budget failed logins
+    /// use too), or throws the same 429 as a login does once the address is over its limit.
+    static func registration(_ config: Config, address: String, store: any AuthStore) throws -> LoginThrottle {
+        try LoginThrottle(config, username: nil, address: address, store: store, refusal: "Too many failed attempts from this address")
+    }
+
+    private init(_ config: Config, username: String?, address: String, store: any AuthStore, refusal: String) throws {
         self.store = store
         var limits: [(ThrottleKey, Int, Int64)] = []
         if config.loginAddressMaxFailures > 0, let network = Self.network(of: address) {
             limits.append((.address(network), config.loginAddressMaxFailures, config.loginAddressWindow))
         }
-        if config.loginUserMaxFailures > 0 {
+        if config.loginUserMaxFailures > 0, let username {
             limits.append((.username(username), config.loginUserMaxFailures, config.loginUserWindow))
         }
         self.limits = limits
         for (key, limit, window) in limits {
             if let wait = try store.takeAttempt(key, limit: limit, window: window) {
                 withdraw()
-                throw APIError(429, "Too many failed logins; try again in \(wait) s", headers: [("Retry-After", String(wait))])
+                throw APIError(429, "\(refusal); try again in \(wait) s", headers: [("Retry-After", String(wait))])
             }
             taken.append(key)
         }
     }
 
-    /// The password was right: the username starts afresh, the address gets its attempt back.
+    /// The password was right (or the name was free): the username starts afresh, the
+    /// address gets its attempt back.
     func succeeded() {
         for key in taken {
             if case .username = key { try? store.clearAttempts(key) } else { try? store.returnAttempt(key) }

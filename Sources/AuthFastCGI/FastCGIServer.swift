@@ -66,23 +66,36 @@ public struct FastCGIError: Error, CustomStringConvertible {
     public var description: String { "\(call) failed: \(String(cString: strerror(code))) (errno \(code))" }
 }
 
-/// The libfcgi responder: `workers` OS threads, each blocking in `FCGX_Accept_r` with its
-/// own `FCGX_Request` and its own `Worker` (its store connection). The blocking C calls
-/// stay off Swift's cooperative pool.
+/// The libfcgi responder: `workers` OS threads, each with its own `FCGX_Request` and its
+/// own `Worker` (its store connection). The blocking C calls stay off Swift's cooperative
+/// pool.
+///
+/// A worker accepts connections itself and owns one at a time. Before libfcgi reads a
+/// request, the worker waits, within `ioTimeoutSeconds` in all, until the whole request
+/// is queued on the socket and well framed (`FastCGIFraming`): a slow or silent peer is
+/// dropped at that bound, and libfcgi's reads never block. Between requests on a
+/// kept-alive connection the worker parks, for at most `idleTimeout`; at most
+/// `parkLimit` workers park at once, and a worker that would exceed it closes the
+/// longest-idle kept connection first, so idle peers can never take every worker.
 public final class FastCGIServer: @unchecked Sendable {
     /// Bodies above this are refused with 413 (API.md; nginx enforces it too).
     public static let maxBody = 16 * 1024
-    /// Read and write timeout of every FastCGI connection. nginx sends a request whole
-    /// (it buffers the body first) and reads the answer at once, so a peer that stalls
-    /// this long in the middle of a request is broken or hostile. Without it, one such
-    /// connection holds a worker forever, and SIGTERM waits for that worker forever.
+    /// The longest a request may take to arrive, from its first byte (or the connection's
+    /// accept) to its last, and the write timeout of every connection. nginx sends a
+    /// request whole (it buffers the body first) and reads the answer at once, so a peer
+    /// that is slower is broken or hostile.
     public static let ioTimeoutSeconds = 5
 
     private let listenFD: Int32
+    /// A socket that listens on nothing, given to libfcgi as its listener: libfcgi accepts
+    /// by itself after a connection fails, and would hand over a connection without the
+    /// bounds above; on this one its accept fails at once.
+    private let unservedFD: Int32
     private let service: AuthService
     private let logger: Logger
     private var threads: [pthread_t] = []
     private let workerCount: Int
+    private let idleTimeout: Int
     /// Set once by `stop()`; workers look at it before every wait for a request.
     private let stopping = Atomic<Bool>(false)
     /// Readable once `stop()` has run (a byte is written and never read), so that every
@@ -90,9 +103,15 @@ public final class FastCGIServer: @unchecked Sendable {
     private let stopPipe: (read: Int32, write: Int32)
     /// One worker at a time waits for a connection, so that a new one wakes one thread.
     private let acceptLock = Mutex<Void>(())
+    /// Since when each worker has been parked on its kept connection (nil: not parked).
+    private let parked: Locked<[ContinuousClock.Instant?]>
+    /// Per worker: written to close its parked connection.
+    private let evictFDs: [Int32]
+    /// At most this many workers park at once; the rest stay for new connections.
+    let parkLimit: Int
 
     /// Opens (or adopts) the listening socket.
-    public init(listen: ListenAddress, service: AuthService, workers: Int, logger: Logger) throws {
+    public init(listen: ListenAddress, service: AuthService, workers: Int, idleTimeout: Int = 75, logger: Logger) throws {
         FCGX_Init()
         switch listen {
         case .inherited:
@@ -102,19 +121,30 @@ public final class FastCGIServer: @unchecked Sendable {
             let fd = FCGX_OpenSocket(path, 1024)
             guard fd >= 0 else { throw FastCGIError(call: "FCGX_OpenSocket(\(path))", code: errno) }
             // nginx's workers connect as another user of the same group.
-            chmod(path, 0o660)
+            guard chmod(path, 0o660) == 0 else { throw FastCGIError(call: "chmod(\(path))", code: errno) }
             listenFD = fd
         case .tcp(let host, let port):
             let fd = FCGX_OpenSocket("\(host):\(port)", 1024)
             guard fd >= 0 else { throw FastCGIError(call: "FCGX_OpenSocket(\(host):\(port))", code: errno) }
             listenFD = fd
         }
-        // Workers accept connections themselves (acceptConnection). Non-blocking, so that
-        // libfcgi's own accept, which it falls back to after a connection fails, returns
-        // EAGAIN at once instead of handing over a connection without timeouts.
-        _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
+        // Non-blocking: a connection that the peer gave up between poll and accept must not
+        // block the accepting worker.
+        guard fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK) == 0 else {
+            throw FastCGIError(call: "fcntl(O_NONBLOCK)", code: errno)
+        }
+        unservedFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard unservedFD >= 0 else { throw FastCGIError(call: "socket", code: errno) }
         self.service = service
         self.workerCount = workers
+        self.idleTimeout = idleTimeout
+        parkLimit = max(1, workers - max(1, workers / 8))
+        parked = Locked(Array(repeating: nil, count: workers))
+        evictFDs = try (0..<workers).map { _ in
+            let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+            guard fd >= 0 else { throw FastCGIError(call: "eventfd", code: errno) }
+            return fd
+        }
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw FastCGIError(call: "pipe", code: errno) }
         stopPipe = (fds[0], fds[1])
@@ -133,7 +163,7 @@ public final class FastCGIServer: @unchecked Sendable {
         // Handlers need little stack; 128 threads at the default 8 MiB would reserve 1 GiB.
         pthread_attr_setstacksize(&attributes, 256 * 1024)
         for index in 0..<workerCount {
-            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(worker: makeWorker(index)) })
+            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(worker: makeWorker(index), index: index) })
             var thread = pthread_t()
             let rc = pthread_create(&thread, &attributes, { raw in
                 let job = Unmanaged<WorkerJob>.fromOpaque(raw!).takeRetainedValue()
@@ -159,60 +189,141 @@ public final class FastCGIServer: @unchecked Sendable {
         for thread in threads { pthread_join(thread, nil) }
     }
 
-    private func serve(worker: Worker) {
+    private func serve(worker: Worker, index: Int) {
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         defer { request.deallocate() }
-        guard FCGX_InitRequest(request, listenFD, 0) == 0 else {
+        guard FCGX_InitRequest(request, unservedFD, 0) == 0 else {
             logger.critical("FCGX_InitRequest failed")
             return
         }
-        defer { FCGX_Free(request, 1) }
-        // One body buffer per thread, reused: requests copy out only the bytes they got.
-        let scratch = UnsafeMutableBufferPointer<CChar>.allocate(capacity: Self.maxBody + 1)
+        defer {
+            if request.pointee.ipcFd >= 0 { close(request.pointee.ipcFd) }
+            request.pointee.ipcFd = -1
+            FCGX_Free(request, 0)
+        }
+        // One buffer per thread, reused: the peeked request, then the body read from it.
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.peekBytes, alignment: 16)
         defer { scratch.deallocate() }
-        while true {
-            if stopping.load(ordering: .sequentiallyConsistent) { return }
-            // With fastcgi_keep_conn, FCGX_Accept_r would block reading nginx's next request
-            // on the same connection, where stop() cannot reach it: wait for that request
-            // or for stop(), whichever comes first. (A closed connection also reads as
-            // ready: libfcgi then closes it, and its own accept() returns EAGAIN.)
+        while !stopping.load(ordering: .sequentiallyConsistent) {
+            let arrived: ContinuousClock.Instant
             if request.pointee.ipcFd >= 0 {
-                if !waitForNextRequest(on: request.pointee.ipcFd) { return }
+                switch park(index, on: request.pointee.ipcFd) {
+                case .request: arrived = .now
+                case .stop: return
+                case .idle, .evicted:
+                    hangUp(request)
+                    continue
+                }
             } else {
                 // Accepted here rather than in libfcgi, so that the connection has its
-                // timeouts before libfcgi reads the request's params from it.
+                // timeouts before libfcgi reads anything from it.
                 guard let fd = acceptConnection() else { return }
+                arrived = .now
                 request.pointee.ipcFd = fd
-                // FCGX_Accept_r first finishes the previous request, closing a connection
-                // not marked as kept; the BEGIN_REQUEST record then sets the real flag.
-                request.pointee.keepConnection = 1
             }
-            let rc = FCGX_Accept_r(request)
-            if rc < 0 {
-                if stopping.load(ordering: .acquiring) { return }
-                // The connection failed (EOF, garbage, a timeout) and libfcgi closed it; its
-                // own accept then met the non-blocking listener. Back to ours.
-                if rc == -EAGAIN || rc == -EWOULDBLOCK { continue }
-                logger.error("FCGX_Accept_r failed", metadata: ["rc": "\(rc)"])
-                usleep(10_000)  // e.g. EMFILE: back off instead of spinning
+            let scan = awaitRequest(on: request.pointee.ipcFd, since: arrived, into: scratch)
+            var next: UInt16?
+            switch scan {
+            case .complete(_, let following): next = following
+            case .bodyTooLarge: break
+            case .unknownRole(let id):
+                send(FastCGIFraming.endRequestRecord(requestID: id, protocolStatus: FastCGIFraming.unknownRole), on: request.pointee.ipcFd)
+                hangUp(request)
+                continue
+            case .invalid, .incomplete:
+                hangUp(request)
                 continue
             }
-            let response = respond(request.pointee, worker, scratch)
+            // FCGX_Accept_r first finishes the previous request, closing a connection not
+            // marked as kept; the BEGIN_REQUEST record then sets the real flag.
+            request.pointee.keepConnection = 1
+            // The request is queued whole: none of libfcgi's reads waits.
+            let rc = FCGX_Accept_r(request)
+            if rc < 0 {
+                // libfcgi refused what it read, closed the connection, and its own accept
+                // met the listener that listens on nothing.
+                request.pointee.ipcFd = -1
+                continue
+            }
+            let response = scan == .bodyTooLarge ? APIError.bodyTooLarge.response : respond(request.pointee, worker, scratch)
             write(response, to: request.pointee.out)
-            // The request's input failed (a timeout or EOF): close without libfcgi's
-            // lingering close, which reads until the peer has been quiet for 2 s.
-            if FCGX_GetError(request.pointee.in) != 0 { _ = FCGX_Detach(request) }
+            // Keep the connection only for a peer that asked, whose request was read whole
+            // and alone: a body left unread or a request sent ahead (nginx does neither)
+            // would leave libfcgi out of step with the stream.
+            let keep = request.pointee.keepConnection != 0 && next == nil && scan != .bodyTooLarge
+                && FCGX_GetError(request.pointee.in) == 0
+            request.pointee.keepConnection = 1
             FCGX_Finish_r(request)
+            if request.pointee.ipcFd >= 0, !keep {
+                if let next, next != 0 {
+                    send(FastCGIFraming.endRequestRecord(requestID: next, protocolStatus: FastCGIFraming.cantMultiplex),
+                         on: request.pointee.ipcFd)
+                }
+                hangUp(request)
+            }
         }
     }
 
-    /// The next connection, with its read and write timeouts; nil when stop() came first.
+    /// Room for the largest request accepted: params, a body at the limit, record headers.
+    static let peekBytes = FastCGIFraming.maxParamsBytes + maxBody + 4096
+
+    /// Waits until the connection has queued a whole, well-framed request, or until
+    /// `ioTimeoutSeconds` after `since`. The bytes stay queued for libfcgi.
+    private func awaitRequest(on fd: Int32, since: ContinuousClock.Instant, into buffer: UnsafeMutableRawBufferPointer) -> FastCGIFraming.Scan {
+        let deadline = since + .seconds(Self.ioTimeoutSeconds)
+        var pause = 100  // µs between looks at a request still arriving
+        while true {
+            let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n == 0 { return .invalid("closed") }
+            if n < 0, errno != EAGAIN, errno != EWOULDBLOCK, errno != EINTR { return .invalid("recv errno \(errno)") }
+            let scan = n > 0 ? FastCGIFraming.scan(UnsafeRawBufferPointer(rebasing: buffer[..<n]), maxBody: Self.maxBody) : .incomplete
+            guard scan == .incomplete else { return scan }
+            if n == buffer.count { return .invalid("request larger than \(buffer.count) bytes") }
+            let left = ContinuousClock.now.duration(to: deadline)
+            if left <= .zero { return .incomplete }
+            // Peeked bytes keep the socket readable, so poll cannot wait for more of them:
+            // look again a little later (nginx writes a request at once; this is for the rest).
+            if n > 0 {
+                if hungUp(fd) { return .invalid("closed mid-request") }
+                usleep(UInt32(min(Int64(pause), left.microseconds)))
+                pause = min(pause * 2, 20_000)
+            } else {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&p, 1, Int32(max(1, left.microseconds / 1000)))
+            }
+        }
+    }
+
+    /// True when the peer has shut its side (no more bytes will come).
+    private func hungUp(_ fd: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN) | Self.pollRDHUP, revents: 0)
+        return poll(&p, 1, 0) == 1 && p.revents & (Self.pollRDHUP | Int16(POLLHUP) | Int16(POLLERR)) != 0
+    }
+
+    /// POLLRDHUP, which Glibc declares only under _GNU_SOURCE.
+    private static let pollRDHUP: Int16 = 0x2000
+
+    /// Closes the worker's connection at once (no lingering close: a peer that is dropped
+    /// gets no more of our time).
+    private func hangUp(_ request: UnsafeMutablePointer<FCGX_Request>) {
+        if request.pointee.ipcFd >= 0 { close(request.pointee.ipcFd) }
+        request.pointee.ipcFd = -1
+    }
+
+    private func send(_ record: [UInt8], on fd: Int32) {
+        _ = record.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// The next connection, with its write timeout; nil when stop() came first.
     private func acceptConnection() -> Int32? {
         acceptLock.withLock { _ -> Int32? in
             while true {
                 var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
-                while poll(&fds, 2, -1) < 0, errno == EINTR {}
+                if poll(&fds, 2, -1) < 0 {
+                    if errno != EINTR { usleep(10_000) }  // never spin while holding the lock
+                    continue
+                }
                 if fds[1].revents != 0 { return nil }
                 let fd = accept(listenFD, nil, nil)  // accept4 is not imported (_GNU_SOURCE)
                 if fd < 0 {
@@ -221,58 +332,67 @@ public final class FastCGIServer: @unchecked Sendable {
                 }
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
                 var tv = timeval(tv_sec: Self.ioTimeoutSeconds, tv_usec: 0)
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                let size = socklen_t(MemoryLayout<timeval>.size)
+                // Reads never wait (the request is queued whole first); these bound a peer
+                // that does not read its answer, and are a second guard for the reads.
+                guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, size) == 0,
+                      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, size) == 0 else {
+                    logger.error("setsockopt(SO_RCVTIMEO/SO_SNDTIMEO) failed", metadata: ["errno": "\(errno)"])
+                    close(fd)
+                    continue
+                }
                 return fd
             }
         }
     }
 
-    /// False when stop() came first.
-    private func waitForNextRequest(on fd: Int32) -> Bool {
+    enum Wake { case request, idle, evicted, stop }
+
+    /// Parks the worker on its kept connection until nginx's next request, the idle
+    /// timeout, another worker's eviction or stop(). At `parkLimit`, the longest-parked
+    /// other worker is evicted first.
+    private func park(_ index: Int, on fd: Int32) -> Wake {
+        parked.withLock { since in
+            if since.lazy.compactMap({ $0 }).count >= parkLimit,
+               let oldest = since.indices.filter({ since[$0] != nil }).min(by: { since[$0]! < since[$1]! }) {
+                since[oldest] = nil
+                _ = eventfd_write(evictFDs[oldest], 1)
+            }
+            since[index] = .now
+        }
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
-        while poll(&fds, 2, -1) < 0, errno == EINTR {}
-        return fds[1].revents == 0
+                   pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: evictFDs[index], events: Int16(POLLIN), revents: 0)]
+        var rc: Int32
+        repeat { rc = poll(&fds, 3, Int32(min(idleTimeout, Int(Int32.max / 1000)) * 1000)) } while rc < 0 && errno == EINTR
+        parked.withLock { $0[index] = nil }
+        var value: eventfd_t = 0
+        let evicted = fds[2].revents != 0 && eventfd_read(evictFDs[index], &value) == 0
+        if fds[1].revents != 0 { return .stop }
+        // A request that came with the eviction is served: the slot is taken either way.
+        if fds[0].revents != 0 { return .request }
+        return evicted ? .evicted : .idle
     }
 
-    private func respond(_ r: FCGX_Request, _ worker: Worker, _ scratch: UnsafeMutableBufferPointer<CChar>) -> Response {
+    private func respond(_ r: FCGX_Request, _ worker: Worker, _ scratch: UnsafeMutableRawBufferPointer) -> Response {
         let p = FastCGIParams(envp: r.envp)
-        // The params already ended in an error (the peer stalled or hung up): reading
-        // stdin would only wait for the timeout again.
-        if FCGX_GetError(r.in) != 0 { return APIError(400, "Incomplete FastCGI request").response }
-        guard p.declaredContentLength <= Self.maxBody else {
-            drain(r.in)
-            return APIError.bodyTooLarge.response
-        }
+        guard p.declaredContentLength <= Self.maxBody else { return APIError.bodyTooLarge.response }
+        // The whole body is queued (`awaitRequest`) and at most maxBody.
+        let base = scratch.baseAddress!.assumingMemoryBound(to: CChar.self)
         var count = 0
-        while count < scratch.count {
-            let n = FCGX_GetStr(scratch.baseAddress! + count, Int32(scratch.count - count), r.in)
+        while count < Self.maxBody {
+            let n = FCGX_GetStr(base + count, Int32(Self.maxBody - count), r.in)
             if n <= 0 { break }
             count += Int(n)
         }
-        guard count <= Self.maxBody else {
-            drain(r.in)
-            return APIError.bodyTooLarge.response
-        }
-        // stdin ended before CONTENT_LENGTH bytes: the peer hung up or stalled past the timeout.
         if FCGX_GetError(r.in) != 0 || count < p.declaredContentLength {
             return APIError(400, "Request body shorter than its Content-Length").response
         }
+        if count > p.declaredContentLength {
+            return APIError(400, "Request body longer than its Content-Length").response
+        }
         let body = Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[..<count]))
         return service.handle(p.request(body: body), worker: worker)
-    }
-
-    /// Reads and discards the rest of stdin (bounded), so that a kept-alive connection
-    /// stays in step with the protocol.
-    private func drain(_ stream: UnsafeMutablePointer<FCGX_Stream>?) {
-        var scratch = [CChar](repeating: 0, count: 4096)
-        var total = 0
-        while total < 1 << 20 {
-            let n = FCGX_GetStr(&scratch, Int32(scratch.count), stream)
-            if n <= 0 { return }
-            total += Int(n)
-        }
     }
 
     private func write(_ response: Response, to stream: UnsafeMutablePointer<FCGX_Stream>?) {

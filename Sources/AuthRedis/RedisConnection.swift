@@ -30,12 +30,20 @@ final class RedisConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     /// Called after each successful connect (for the connects counter).
     private let onConnect: () -> Void
+    /// Redis's clock (`TIME`, microseconds) at `syncedAt` on ours, measured at connect:
+    /// write deadlines are stated on Redis's clock, so the two hosts' clocks need not agree.
+    private var redisClockAtSync: Int64 = 0
+    private var syncedAt = ContinuousClock.now
+    /// How long after sending a script it may still start: the reply timeout less a tenth,
+    /// which is left for the answer of a script that started just in time (see `evalsha`).
+    private let scriptBudgetMicros: Int64
 
     init(endpoint: RedisEndpoint, timeoutSeconds: Double, onConnect: @escaping () -> Void = {}) {
         self.endpoint = endpoint
         self.onConnect = onConnect
         let whole = Int(timeoutSeconds)
         timeout = timeval(tv_sec: whole, tv_usec: Int((timeoutSeconds - Double(whole)) * 1_000_000))
+        scriptBudgetMicros = Int64(timeoutSeconds * 900_000)
     }
 
     deinit { disconnect() }
@@ -55,7 +63,22 @@ final class RedisConnection {
         // A primary that became a replica (a failover): connect afresh next time, which
         // with sentinels finds the new primary.
         if case .error(let e) = copied, e.hasPrefix("READONLY") { disconnect() }
+        // A script refused as late: Redis stalled, or our deadline erred; measure the clock again.
+        if case .error(let e) = copied, e.hasPrefix("LATE") { disconnect() }
         return copied
+    }
+
+    /// EVALSHA of a script that begins with `RedisScript.deadlineGuard`: the first ARGV is
+    /// the latest moment, on Redis's clock, at which the script may still start, and past
+    /// which it changes nothing and answers an error. Redis runs a command whose client has
+    /// given up (it queued while Redis was stalled): the guard turns that late run into a
+    /// no-op, so our 503 (`REDIS_TIMEOUT` passed) means "not applied". The budget is nine
+    /// tenths of the timeout; the last tenth is for the reply of a script that started just
+    /// in time. (Should that reply be later still, the store undoes the write: `RedisDebts`.)
+    func evalsha(_ sha: String, keys: [String], args: [String]) throws(StoreUnavailable) -> RedisReply {
+        _ = try connected()
+        let deadline = redisClockAtSync + Int64(syncedAt.duration(to: .now).microseconds) + scriptBudgetMicros
+        return try command(["EVALSHA", sha, String(keys.count)] + keys + [String(deadline)] + args)
     }
 
     /// False after a timeout or a broken connection (until the next command reconnects).
@@ -106,7 +129,24 @@ final class RedisConnection {
             disconnect()
             throw StoreUnavailable("redis via sentinel: the announced primary is a \(role.first?.text ?? "?") (failover under way)")
         }
+        try syncClock()
         return ctx
+    }
+
+    /// Reads Redis's clock, taking the end of the round trip as the moment it was read: so
+    /// deadlines err early, if at all (by as much as Redis took to answer after reading it).
+    /// A Redis that stalled before the read answers it at once when it thaws, so the
+    /// estimate stays close; a script refused as late makes the next command sync afresh.
+    private func syncClock() throws(StoreUnavailable) {
+        let reply = try command(["TIME"])
+        guard case .array(let t) = reply, t.count == 2, let seconds = t[0].text.flatMap({ Int64($0) }),
+              let micros = t[1].text.flatMap({ Int64($0) }) else {
+            disconnect()
+            throw StoreUnavailable("redis TIME: unexpected reply \(reply)")
+        }
+        let received = ContinuousClock.now
+        syncedAt = received
+        redisClockAtSync = seconds * 1_000_000 + micros
     }
 
     /// A context that connected, with the timeout set; else the reason, thrown.

@@ -1,4 +1,5 @@
 public import AuthCore
+import Synchronization
 
 /// Redis key names. Every key of one user carries the hash tag `{<user id>}`, so a user's
 /// keys share one Redis Cluster slot and one script may touch them together; the username
@@ -18,26 +19,108 @@ struct RedisKey {
     }
 }
 
+/// Clean-ups that Redis could not be asked for when they were due, or whose need only
+/// showed when a write's answer was lost: undoing a registration or a login that got 503,
+/// a rotation whose new token nobody received, giving back a login attempt. Shared by
+/// every worker's store. Each checks what it undoes, so running one late or twice is
+/// harmless; what one undoes also expires by itself, so the bounded list may drop the oldest.
+///
+/// While any is owed, a store settles them before its own command, under one lock: no
+/// command sent after a debt was recorded (a client's retry of the request that got 503)
+/// overtakes it.
+public final class RedisDebts: Sendable {
+    enum Debt: Sendable {
+        /// A registration that did not complete: its user (never given to anyone), then its name.
+        case undoRegistration(username: String, id: UserID)
+        /// A session whose creation may have applied without its tokens reaching anyone.
+        case undoSession(SessionID, of: UserID)
+        /// A rotation that may have applied without its new token reaching anyone.
+        case undoRotation(SessionID, of: UserID, next: String)
+        case returnAttempt(ThrottleKey)
+        case clearAttempts(ThrottleKey)
+    }
+
+    private struct State {
+        var owed: [Debt] = []
+        /// When settling last met a Redis that did not answer.
+        var failedAt: ContinuousClock.Instant?
+    }
+
+    private let state = Locked(State())
+    private let count = Atomic<Int>(0)
+    static let limit = 4096
+
+    public init() {}
+
+    var isEmpty: Bool { count.load(ordering: .acquiring) == 0 }
+
+    func add(_ debt: Debt) {
+        state.withLock { s in
+            s.owed.append(debt)
+            if s.owed.count > Self.limit { s.owed.removeFirst(s.owed.count - Self.limit) }
+            count.store(s.owed.count, ordering: .releasing)
+        }
+    }
+
+    /// Runs `pay` on each debt in order, holding the lock. `pay` throws when Redis did not
+    /// answer: that debt and the rest stay owed, and for `quiet` every caller is told so at
+    /// once (503) rather than each waiting for Redis in turn.
+    func settle(quiet: Duration, _ pay: (Debt) throws -> Void) throws {
+        try state.withLock { (s: inout State) throws -> Void in
+            if let failed = s.failedAt, failed.duration(to: .now) < quiet {
+                throw StoreUnavailable("redis: clean-ups are owed and it did not answer them just now")
+            }
+            defer { count.store(s.owed.count, ordering: .releasing) }
+            while let debt = s.owed.first {
+                let started = ContinuousClock.now
+                do {
+                    try pay(debt)
+                } catch {
+                    // Only a Redis slow to fail (a stall) is worth telling the others at
+                    // once; a refused connection costs each of them nothing to meet.
+                    if started.duration(to: .now) >= quiet { s.failedAt = .now }
+                    throw error
+                }
+                s.owed.removeFirst()
+            }
+            s.failedAt = nil
+        }
+    }
+}
+
 /// `AuthStore` on Redis. One instance per worker thread; it owns one connection.
+///
+/// The rule for every write: a 503 means nothing was applied. Each write is a script whose
+/// deadline guard (`RedisConnection.evalsha`) makes a late run, one that queued up while
+/// Redis stalled and ran after we gave up, change nothing. What a request had already
+/// changed before a later step failed is undone (at once, or as a `RedisDebts` entry once
+/// Redis answers again).
 public final class RedisStore: AuthStore {
     private let connection: RedisConnection
+    private let debts: RedisDebts
     /// Script SHA1s as this server knows them; emptied when the server forgets (NOSCRIPT).
     private var loaded: [Script: String] = [:]
+    private var settling = false
 
-    /// `metrics` counts the connections made.
-    public init(endpoint: RedisEndpoint, timeoutSeconds: Double, metrics: WorkerMetrics? = nil) {
+    /// `metrics` counts the connections made; `debts` is shared by the workers' stores.
+    public init(endpoint: RedisEndpoint, timeoutSeconds: Double, metrics: WorkerMetrics? = nil, debts: RedisDebts = RedisDebts()) {
         connection = RedisConnection(endpoint: endpoint, timeoutSeconds: timeoutSeconds) { metrics?.storeConnected() }
+        self.debts = debts
     }
 
     // MARK: Users
 
     public func reserveUsername(_ username: String, for id: UserID, ttl: Int64) throws -> Bool {
-        let set = ["SET", RedisKey.username(username), id.rawValue, "NX", "EX", String(ttl)]
-        var reply = try run(set)
-        if reply == .null, try dropStaleName(username) { reply = try run(set) }
-        if reply == .null { return false }
-        guard case .status("OK") = reply else { throw unexpected("SET NX", reply) }
-        return true
+        let key = RedisKey.username(username)
+        func reserve() throws -> Bool {
+            let reply = try evalOrUndo(.reserveName, keys: [key], args: [id.rawValue, String(ttl)],
+                                       undo: .undoRegistration(username: username, id: id))
+            if reply == .null { return false }
+            guard case .status("OK") = reply else { throw unexpected("reserve name", reply) }
+            return true
+        }
+        if try reserve() { return true }
+        return try dropStaleName(username) && reserve()
     }
 
     /// Frees a name whose user is gone: an account deletion that stopped between its two
@@ -57,22 +140,26 @@ public final class RedisStore: AuthStore {
         return try eval(.releaseName, keys: [key], args: [id, "permanent"]) == .integer(1)
     }
 
+    /// The name index and the user live in different Cluster slots, so this is three steps:
+    /// the user, pending (invisible to logins) and expiring with the reservation; then the
+    /// reservation made permanent if it is still ours; then the user. A failure on the way
+    /// is undone by `releaseUsername`, which the handler calls.
     public func createUser(_ user: UserRecord) throws -> Bool {
         let key = RedisKey.user(user.id)
-        try expectOK(["HSET", key, "username", user.username, "hash", user.passwordHash, "createdAt", String(user.createdAt)])
-        // The name index and the user live in different Cluster slots, so this is two steps:
-        // the user hash first, then the reservation made permanent if it is still ours.
+        _ = try eval(.addPendingUser, keys: [key],
+                     args: [user.username, user.passwordHash, String(user.createdAt), String(AuthService.reservationTTL)])
         let kept = try eval(.keepReservation, keys: [RedisKey.username(user.username)], args: [user.id.rawValue])
-        guard case .integer(1) = kept else {
-            _ = try run(["DEL", key])
-            return false
+        guard case .integer(1) = kept else { return false }
+        guard case .integer(1) = try eval(.confirmUser, keys: [key], args: []) else {
+            throw StoreUnavailable("redis: the pending user \(user.id) expired before it was confirmed")
         }
         return true
     }
 
+    /// Undoes a registration that did not complete (no token of it reached anyone): its
+    /// user, pending or confirmed, then its name while it is still this user's.
     public func releaseUsername(_ username: String, for id: UserID) throws {
-        guard cleanUpAllowed else { return }
-        _ = try eval(.releaseName, keys: [RedisKey.username(username)], args: [id.rawValue, "pending"])
+        cleanUp(.undoRegistration(username: username, id: id))
     }
 
     public func user(named username: String) throws -> UserRecord? {
@@ -92,10 +179,12 @@ public final class RedisStore: AuthStore {
     /// Not a possible user id (ids are base64url), so its key never exists.
     private static let nobody = UserID("!")
 
+    /// Nil also for a user whose registration is still pending.
     public func user(id: UserID) throws -> UserRecord? {
-        let reply = try run(["HMGET", RedisKey.user(id), "username", "hash", "createdAt"])
-        guard case .array(let f) = reply, f.count == 3 else { throw unexpected("HMGET", reply) }
-        guard let username = f[0].text, let hash = f[1].text, let created = f[2].text.flatMap({ Int64($0) }) else { return nil }
+        let reply = try run(["HMGET", RedisKey.user(id), "username", "hash", "createdAt", "pending"])
+        guard case .array(let f) = reply, f.count == 4 else { throw unexpected("HMGET", reply) }
+        guard let username = f[0].text, let hash = f[1].text, let created = f[2].text.flatMap({ Int64($0) }),
+              f[3] == .null else { return nil }
         return UserRecord(id: id, username: username, passwordHash: hash, createdAt: created)
     }
 
@@ -103,22 +192,23 @@ public final class RedisStore: AuthStore {
 
     public func createSession(_ session: SessionID, of user: UserID, token: RefreshTokenState, ttl: Int64,
                               meta: SessionMeta, now: Int64, passwordHash: String, cap: Int) throws -> SessionStart {
-        let reply = try eval(.createSession,
+        let reply = try evalOrUndo(.createSession,
                              keys: [RedisKey.session(session, of: user), RedisKey.sessions(user), RedisKey.user(user)],
                              args: [session.rawValue, token.jti, String(token.issuedAt), String(token.expiresAt),
                                     String(ttl), String(now), meta.userAgent, meta.address, RedisKey.sessionPrefix(user),
-                                    passwordHash, String(cap)])
+                                    passwordHash, String(cap)], undo: .undoSession(session, of: user))
         guard case .integer(let evicted) = reply, evicted >= -1 else { throw unexpected("create session", reply) }
         return evicted < 0 ? .refused : .started(evicted: Int(evicted))
     }
 
     public func rotate(_ session: SessionID, of user: UserID, presented jti: String, next: RefreshTokenState,
                        ttl: Int64, grace: Int64, meta: SessionMeta, now: Int64) throws -> RotationOutcome {
-        let reply = try eval(.rotate,
+        let reply = try evalOrUndo(.rotate,
                              keys: [RedisKey.session(session, of: user), RedisKey.sessions(user)],
                              args: [session.rawValue, jti, next.jti, String(next.issuedAt), String(next.expiresAt),
                                     String(ttl), String(now), String(grace), meta.userAgent, meta.address,
-                                    RedisKey.sessionPrefix(user)])
+                                    RedisKey.sessionPrefix(user)],
+                             undo: .undoRotation(session, of: user, next: next.jti))
         guard case .array(let r) = reply, case .integer(let code)? = r.first else { throw unexpected("rotate", reply) }
         switch code {
         case 0: return .unknownSession
@@ -189,7 +279,7 @@ public final class RedisStore: AuthStore {
         guard deleted == 1 else { return false }
         // The account is gone; freeing the name is the second step, in the name's slot. If
         // it fails here, the next registration of the name frees it (`dropStaleName`).
-        if cleanUpAllowed {
+        if connection.isConnected {
             _ = try? eval(.releaseName, keys: [RedisKey.username(user.username)], args: [user.id.rawValue, "any"])
         }
         return true
@@ -204,13 +294,11 @@ public final class RedisStore: AuthStore {
     }
 
     public func returnAttempt(_ key: ThrottleKey) throws {
-        guard cleanUpAllowed else { return }
-        _ = try eval(.returnAttempt, keys: [RedisKey.attempts(key)], args: [])
+        cleanUp(.returnAttempt(key))
     }
 
     public func clearAttempts(_ key: ThrottleKey) throws {
-        guard cleanUpAllowed else { return }
-        _ = try run(["DEL", RedisKey.attempts(key)])
+        cleanUp(.clearAttempts(key))
     }
 
     public func ping() throws {
@@ -218,43 +306,92 @@ public final class RedisStore: AuthStore {
         guard case .status("PONG") = reply else { throw unexpected("PING", reply) }
     }
 
+    // MARK: Clean-ups
+
+    /// Runs a clean-up now, or leaves it owed: not now when this request's previous command
+    /// timed out or broke the connection, since reconnecting to a Redis that does not answer
+    /// would hold the request for another REDIS_TIMEOUT.
+    private func cleanUp(_ debt: RedisDebts.Debt) {
+        guard connection.isConnected else { return debts.add(debt) }
+        do { try settle(debt) } catch { if !connection.isConnected { debts.add(debt) } }
+    }
+
+    private func settle(_ debt: RedisDebts.Debt) throws {
+        switch debt {
+        case .undoRegistration(let username, let id):
+            _ = try eval(.discardUser, keys: [RedisKey.user(id), RedisKey.sessions(id)], args: [RedisKey.sessionPrefix(id)])
+            _ = try eval(.releaseName, keys: [RedisKey.username(username)], args: [id.rawValue, "any"])
+        case .undoSession(let session, let user):
+            try endSession(session, of: user)
+        case .undoRotation(let session, let user, let next):
+            _ = try eval(.undoRotation, keys: [RedisKey.session(session, of: user)], args: [next])
+        case .returnAttempt(let key):
+            _ = try eval(.returnAttempt, keys: [RedisKey.attempts(key)], args: [])
+        case .clearAttempts(let key):
+            _ = try eval(.clearAttempts, keys: [RedisKey.attempts(key)], args: [])
+        }
+    }
+
+    /// Settles what is owed before this store's own command. Throws (503) when Redis does
+    /// not answer; a debt that Redis refuses (an error reply) is dropped.
+    private func settleDebts() throws {
+        guard !settling, !debts.isEmpty else { return }
+        settling = true
+        defer { settling = false }
+        // A short quiet: enough for the requests queued behind a failed attempt to be told at
+        // once, short enough not to hold back the retries once Redis answers again.
+        try debts.settle(quiet: .milliseconds(100)) { debt in
+            for attempt in 0..<2 {
+                let started = ContinuousClock.now
+                do {
+                    return try settle(debt)
+                } catch {
+                    if connection.isConnected { return }  // refused by Redis: dropped
+                    // A connection found dead at once (Redis restarted since): once more, afresh.
+                    if attempt == 1 || started.duration(to: .now) >= .milliseconds(100) { throw error }
+                }
+            }
+        }
+    }
+
+    /// A write whose answer may be lost after Redis applied it (the connection broke, or
+    /// Redis froze between running the script and answering): then `undo` is owed, so that
+    /// our 503 still means "not applied".
+    private func evalOrUndo(_ script: Script, keys: [String], args: [String], undo: RedisDebts.Debt) throws -> RedisReply {
+        do {
+            return try eval(script, keys: keys, args: args)
+        } catch {
+            if !connection.isConnected { debts.add(undo) }
+            throw error
+        }
+    }
+
     // MARK: Plumbing
 
-    /// Whether a best-effort clean-up (releasing a name, uncounting a login attempt) may
-    /// talk to Redis: not when the request's previous command timed out or broke the
-    /// connection, since reconnecting to a Redis that does not answer would hold the
-    /// request for another REDIS_TIMEOUT. What the clean-up would undo expires by itself
-    /// (the name reservation after 60 s, the attempt with its window).
-    private var cleanUpAllowed: Bool { connection.isConnected }
-
-    /// A command whose Redis error reply is a store failure, not a client's mistake.
+    /// A command whose Redis error reply is a store failure, not a client's mistake. Reads
+    /// only: every write is a script, behind the deadline guard.
     private func run(_ args: [String]) throws -> RedisReply {
+        try settleDebts()
         let reply = try connection.command(args)
         if case .error = reply { throw unexpected(args[0], reply) }
         return reply
     }
 
-    private func expectOK(_ args: [String]) throws {
-        let reply = try run(args)
-        if case .integer = reply { return }
-        if case .status("OK") = reply { return }
-        throw unexpected(args[0], reply)
-    }
-
     /// EVALSHA, loading the script on first use and again after the server forgot it
     /// (a restart): NOSCRIPT means nothing ran, so the retry cannot apply a change twice.
     private func eval(_ script: Script, keys: [String], args: [String]) throws -> RedisReply {
+        try settleDebts()
         for _ in 0..<2 {
             let sha: String
             if let known = loaded[script] {
                 sha = known
             } else {
-                let r = try run(["SCRIPT", "LOAD", script.source])
+                let r = try connection.command(["SCRIPT", "LOAD", script.source])
                 guard let s = r.text else { throw unexpected("SCRIPT LOAD", r) }
                 loaded[script] = s
                 sha = s
             }
-            let reply = try connection.command(["EVALSHA", sha, String(keys.count)] + keys + args)
+            let reply = try connection.evalsha(sha, keys: keys, args: args)
             if case .error(let e) = reply, e.hasPrefix("NOSCRIPT") {
                 loaded[script] = nil
                 continue
@@ -271,17 +408,33 @@ public final class RedisStore: AuthStore {
     }
 }
 
-/// The Lua scripts: each runs atomically on the server.
+/// The Lua scripts: each runs atomically on the server, behind the deadline guard.
 enum Script: String, CaseIterable {
-    case keepReservation, permanentOwner, releaseName, createSession, rotate, endSession, endAllSessions
-    case listSessions, changePassword, deleteUser, takeAttempt, returnAttempt
+    case reserveName, addPendingUser, keepReservation, confirmUser, discardUser, permanentOwner, releaseName
+    case createSession, rotate, undoRotation, endSession, endAllSessions
+    case listSessions, changePassword, deleteUser, takeAttempt, returnAttempt, clearAttempts
 
-    var source: String {
+    /// The first ARGV, which every script is sent (`RedisConnection.evalsha`), is its
+    /// deadline in microseconds on Redis's clock: past it the script answers an error and
+    /// changes nothing. The guard takes it out of ARGV, so each body's ARGV starts at its
+    /// own arguments. (Redis 5+ replicates a script's effects, so `TIME` before a write is allowed.)
+    static let deadlineGuard = """
+        local deadline = tonumber(table.remove(ARGV, 1))
+        local now = redis.call('TIME')
+        if tonumber(now[1]) * 1000000 + tonumber(now[2]) > deadline then
+          return redis.error_reply('LATE the script started after its deadline; nothing was changed')
+        end
+
+        """
+
+    var source: String { Self.deadlineGuard + (touchesSessionIndex ? Self.sessionIndex : "") + body }
+
+    private var touchesSessionIndex: Bool {
         switch self {
-        case .createSession, .rotate, .endSession, .endAllSessions, .listSessions, .changePassword, .deleteUser:
-            Self.sessionIndex + body
-        case .keepReservation, .permanentOwner, .releaseName, .takeAttempt, .returnAttempt:
-            body
+        case .createSession, .rotate, .endSession, .endAllSessions, .listSessions, .changePassword, .deleteUser, .discardUser:
+            true
+        default:
+            false
         }
     }
 
@@ -320,6 +473,35 @@ enum Script: String, CaseIterable {
 
     private var body: String {
         switch self {
+        case .reserveName:
+            // KEYS: username index. ARGV: user id, ttl. OK, or nil when the name is taken.
+            """
+            return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+            """
+        case .addPendingUser:
+            // KEYS: user. ARGV: username, hash, createdAt, ttl. Pending until `confirmUser`,
+            // and gone by itself after ttl if never confirmed.
+            """
+            redis.call('HSET', KEYS[1], 'username', ARGV[1], 'hash', ARGV[2], 'createdAt', ARGV[3], 'pending', '1')
+            redis.call('EXPIRE', KEYS[1], ARGV[4])
+            return 1
+            """
+        case .confirmUser:
+            // KEYS: user. 1 when the pending user is now permanent; 0 when it is gone.
+            """
+            if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+            redis.call('HDEL', KEYS[1], 'pending')
+            redis.call('PERSIST', KEYS[1])
+            return 1
+            """
+        case .discardUser:
+            // KEYS: user, sessions set. ARGV: session key prefix. The user and any session
+            // of it (a registration's whose answer was lost).
+            """
+            upgrade(KEYS[2], ARGV[1])
+            for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do redis.call('DEL', ARGV[1] .. sid_of(m)) end
+            return redis.call('DEL', KEYS[1], KEYS[2])
+            """
         case .keepReservation:
             // KEYS: username index. ARGV: user id. 1 when the reservation is ours and now permanent.
             """
@@ -389,7 +571,7 @@ enum Script: String, CaseIterable {
             if not s[1] then return {0} end
             upgrade(KEYS[2], ARGV[11])
             if s[1] == ARGV[2] then
-              redis.call('HSET', KEYS[1], 'jti', ARGV[3], 'iat', ARGV[4], 'exp', ARGV[5], 'prev', ARGV[2], 'rotatedAt', ARGV[7], 'lastUsedAt', ARGV[7], 'ua', ARGV[9], 'ip', ARGV[10])
+              redis.call('HSET', KEYS[1], 'jti', ARGV[3], 'iat', ARGV[4], 'exp', ARGV[5], 'prev', ARGV[2], 'prevIat', s[4], 'prevExp', s[5], 'rotatedAt', ARGV[7], 'lastUsedAt', ARGV[7], 'ua', ARGV[9], 'ip', ARGV[10])
               redis.call('EXPIRE', KEYS[1], ARGV[6])
               redis.call('ZREM', KEYS[2], member(s[7], s[6], ARGV[1]))
               redis.call('ZADD', KEYS[2], 0, member(ARGV[7], s[6], ARGV[1]))
@@ -403,6 +585,16 @@ enum Script: String, CaseIterable {
             redis.call('DEL', KEYS[1])
             redis.call('ZREM', KEYS[2], member(s[7], s[6], ARGV[1]))
             return {3}
+            """
+        case .undoRotation:
+            // KEYS: session. ARGV: the jti a rotation set, which nobody received. While it is
+            // still current, the token it replaced is current again. 1 when undone.
+            """
+            local s = redis.call('HMGET', KEYS[1], 'jti', 'prev', 'prevIat', 'prevExp')
+            if s[1] ~= ARGV[1] or not s[2] or not s[3] then return 0 end
+            redis.call('HSET', KEYS[1], 'jti', s[2], 'iat', s[3], 'exp', s[4])
+            redis.call('HDEL', KEYS[1], 'prev', 'prevIat', 'prevExp', 'rotatedAt')
+            return 1
             """
         case .endSession:
             // KEYS: session, session index. ARGV: sid, session key prefix. 1 when the session existed.
@@ -514,6 +706,11 @@ enum Script: String, CaseIterable {
             """
             if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
             return 1
+            """
+        case .clearAttempts:
+            // KEYS: attempt counter.
+            """
+            return redis.call('DEL', KEYS[1])
             """
         }
     }

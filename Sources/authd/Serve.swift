@@ -30,7 +30,8 @@ enum Server {
         let decoy = try lane.hash(Secrets.generate())
         let service = AuthService(config: config, access: access, refresh: refresh, clock: SystemClock(),
                                   hasher: lane, decoyHash: decoy, logger: logger)
-        let server = try FastCGIServer(listen: config.listen, service: service, workers: config.workers, logger: logger)
+        let server = try FastCGIServer(listen: config.listen, service: service, workers: config.workers,
+                                       idleTimeout: config.fcgiIdleTimeout, logger: logger)
         // After FCGX_Init (in the server's init), whose own SIGTERM/SIGUSR1 handlers would
         // only make accept fail: ours replace them.
         let stopSignal = try StopSignal()
@@ -38,8 +39,10 @@ enum Server {
         // Registered here, before the threads exist, so that their creation orders the
         // registry's writes before any scrape.
         let metrics = (0..<config.workers).map { _ in service.metrics.newWorker() }
+        let debts = RedisDebts()
         try server.start { index in
-            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, metrics: metrics[index]), metrics: metrics[index])
+            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, metrics: metrics[index], debts: debts),
+                   metrics: metrics[index])
         }
         logger.info("authd serving", metadata: [
             "listen": "\(config.listen)", "workers": "\(config.workers)", "alg": "\(config.algorithm.rawValue)",

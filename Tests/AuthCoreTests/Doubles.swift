@@ -75,6 +75,7 @@ final class MemoryStore: AuthStore, @unchecked Sendable {
     func releaseUsername(_ username: String, for id: UserID) throws {
         try check()
         if reserved[username] == id { reserved[username] = nil }
+        if users[username]?.id == id { users[username] = nil }
     }
     func user(named username: String) throws -> UserRecord? { try check(); return users[username] }
     func user(id: UserID) throws -> UserRecord? { try check(); return user(withID: id) }

@@ -101,6 +101,76 @@ extension HandlerTests {
         #expect(login("hank", "password1", on: service).status == 200)
     }
 
+    // MARK: Registration (a 409 tells that a name exists: a failed attempt of the address)
+
+    func registration(_ name: String, from address: String = "192.0.2.7", on service: AuthService) -> Response {
+        let req = Request(method: "POST", path: "/auth/register", contentType: "application/json", remoteAddress: address,
+                          body: Array(#"{"username":"\#(name)","password":"password1"}"#.utf8))
+        return service.handle(req, worker: worker)
+    }
+
+    @Test func takenNamesCountAgainstTheAddressAndThenEveryNameIs429() throws {
+        let service = try Self.makeService(clock: clock, ["LOGIN_ADDRESS_MAX_FAILURES": "3", "LOGIN_ADDRESS_WINDOW": "60",
+                                                          "LOGIN_USER_MAX_FAILURES": "0"])
+        #expect(registration("alice", on: service).status == 201)
+        for _ in 0..<3 { #expect(registration("alice", on: service).status == 409) }
+        // Refused before the name is looked at: a taken and a free name get the same answer.
+        let taken = registration("alice", on: service), free = registration("newbie", on: service)
+        #expect(taken.status == 429 && taken.header("Retry-After") == "60")
+        #expect(errorMessage(taken) == "Too many failed attempts from this address; try again in 60 s")
+        #expect(free == taken)
+        #expect(store.reserved["newbie"] == nil && store.users["newbie"] == nil)
+        #expect(login("alice", "password1", on: service).status == 429)
+        // Another address is not concerned; the window ends by itself.
+        #expect(registration("newbie", from: "198.51.100.4", on: service).status == 201)
+        clock.advance(60)
+        #expect(registration("carl", on: service).status == 201)
+    }
+
+    @Test func successfulRegistrationsDoNotCount() throws {
+        let service = try Self.makeService(clock: clock, ["LOGIN_ADDRESS_MAX_FAILURES": "2", "LOGIN_USER_MAX_FAILURES": "0"])
+        for i in 0..<5 { #expect(registration("user\(i)", on: service).status == 201) }
+        #expect((store.attempts[.address("192.0.2.7")]?.count ?? 0) == 0)
+        for _ in 0..<2 { #expect(registration("user0", on: service).status == 409) }
+        #expect(registration("user9", on: service).status == 429)
+    }
+
+    @Test func failedLoginsAndTakenNamesShareTheAddressBudget() throws {
+        let service = try Self.makeService(clock: clock, ["LOGIN_ADDRESS_MAX_FAILURES": "2", "LOGIN_USER_MAX_FAILURES": "0"])
+        #expect(registration("ivan", on: service).status == 201)
+        #expect(login("ivan", "wrong-one", on: service).status == 401)
+        #expect(registration("ivan", on: service).status == 409)
+        #expect(registration("judy", on: service).status == 429)
+        #expect(login("ivan", "password1", on: service).status == 429)
+    }
+
+    /// Only the per-address limit applies: a username's count is for password guesses.
+    @Test func registrationLeavesTheUsernameCountAlone() throws {
+        let service = try throttled(["LOGIN_USER_MAX_FAILURES": "1"])
+        #expect(registration("kate", on: service).status == 201)
+        for _ in 0..<3 { #expect(registration("kate", on: service).status == 409) }
+        #expect(store.attempts[.username("kate")] == nil)
+        #expect(login("kate", "password1", on: service).status == 200)
+    }
+
+    @Test func invalidBusyOrUnstoredRegistrationsDoNotCount() throws {
+        let service = try Self.makeService(clock: clock, ["LOGIN_ADDRESS_MAX_FAILURES": "1", "LOGIN_USER_MAX_FAILURES": "0"])
+        for _ in 0..<3 { #expect(registration("x", on: service).status == 422) }
+        service.inFlight.add(100, ordering: .relaxed)
+        #expect(registration("leo", on: service).status == 503)
+        service.inFlight.subtract(100, ordering: .relaxed)
+        store.failCreateUser = true
+        #expect(registration("leo", on: service).status == 503)
+        store.failCreateUser = false
+        store.down = true
+        #expect(registration("leo", on: service).status == 503)
+        store.down = false
+        #expect((store.attempts[.address("192.0.2.7")]?.count ?? 0) == 0)
+        #expect(registration("leo", on: service).status == 201)
+        #expect(registration("leo", on: service).status == 409)
+        #expect(registration("mia", on: service).status == 429)
+    }
+
     @Test(arguments: [
         ("203.0.113.9", "203.0.113.9"),
         ("::ffff:203.0.113.9", "203.0.113.9"),

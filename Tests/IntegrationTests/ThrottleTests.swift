@@ -55,6 +55,32 @@ struct ThrottleTests {
         expectThrottled(try stack.login(user.username, user.password), atMost: 90)
         #expect(try redis(stack, "GET", "auth:attempts:addr:{127.0.0.1}") == "4")
     }
+
+    /// A 409 tells that a name is registered: it counts as a failed attempt of the address,
+    /// with nginx's limit_req off (as in `make run`). Every client here is 127.0.0.1, so
+    /// this stack is this test's alone.
+    private static let registrations = SharedStack(["LOGIN_USER_MAX_FAILURES": "0",
+                                                    "LOGIN_ADDRESS_MAX_FAILURES": "5", "LOGIN_ADDRESS_WINDOW": "90"])
+
+    @Test func takenNamesCountAgainstTheAddress() throws {
+        let stack = try Self.registrations.get()
+        let key = "auth:attempts:addr:{127.0.0.1}"
+        // Successful registrations, more than the limit: they count nothing.
+        let users = try (0..<7).map { _ in try stack.newUser("enum") }
+        #expect(["", "0"].contains(try redis(stack, "GET", key)))
+        for _ in 0..<5 { expectError(try stack.register(users[0].username, validPassword), status: 409) }
+        #expect(try redis(stack, "GET", key) == "5")
+        // Now every registration from this address is 429, whether the name is taken or not,
+        // and the free name was not even reserved.
+        let free = uniqueName("free")
+        let answers = [try stack.register(free, validPassword), try stack.register(users[1].username, validPassword)]
+        for answer in answers { expectThrottled(answer, atMost: 90) }
+        #expect(answers[0].text == answers[1].text, "\(answers)")
+        #expect(try redis(stack, "EXISTS", "auth:username:{\(free)}") == "0")
+        // Logins share the address's budget.
+        expectThrottled(try stack.login(users[2].username, users[2].password), atMost: 90)
+        #expect(try redis(stack, "GET", key) == "5")
+    }
 }
 
 /// deploy/nginx.conf's `limit_req` on the credential routes, applied by the local stack
