@@ -34,20 +34,7 @@ final class SlowConnection {
 
     /// A unix socket (authd's FastCGI socket, without nginx).
     init(unixPath: String, now: Double) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in unixPath.utf8.prefix(raw.count - 1).enumerated() { raw[i] = b }
-        }
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard ok == 0 else {
-            close(fd)
-            throw HarnessError("connect \(unixPath): \(String(cString: strerror(errno)))")
-        }
+        let fd = try unixSocket(unixPath)
         self.fd = fd
         opened = now
     }

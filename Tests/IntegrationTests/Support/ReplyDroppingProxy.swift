@@ -22,7 +22,7 @@ final class ReplyDroppingProxy: @unchecked Sendable {
     init(path: String) throws {
         self.path = path
         unlink(path)
-        listener = try Self.unixSocket(path, listen: true)
+        listener = try unixSocket(path, listen: true)
         Thread.detachNewThread { [self] in acceptLoop() }
     }
 
@@ -39,7 +39,7 @@ final class ReplyDroppingProxy: @unchecked Sendable {
         while !closed.load(ordering: .relaxed) {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { if errno == EINTR { continue } else { return } }
-            guard let server = try? Self.unixSocket(upstream.withLock { $0 }, listen: false) else { Glibc.close(client); continue }
+            guard let server = try? unixSocket(upstream.withLock { $0 }) else { Glibc.close(client); continue }
             let link = Link(client, server)
             Thread.detachNewThread { [self] in pump(from: client, to: server, link: link, replies: false); link.finish() }
             Thread.detachNewThread { [self] in pump(from: server, to: client, link: link, replies: true); link.finish() }
@@ -86,25 +86,5 @@ final class ReplyDroppingProxy: @unchecked Sendable {
                 sent += w
             }
         }
-    }
-
-    private static func unixSocket(_ path: String, listen doListen: Bool) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
-        }
-        let size = socklen_t(MemoryLayout<sockaddr_un>.size)
-        let rc = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { doListen ? bind(fd, $0, size) : connect(fd, $0, size) }
-        }
-        guard rc == 0, !doListen || listen(fd, 128) == 0 else {
-            let cause = String(cString: strerror(errno))
-            Glibc.close(fd)
-            throw HarnessError("\(doListen ? "bind" : "connect") \(path): \(cause)")
-        }
-        return fd
     }
 }
