@@ -47,6 +47,10 @@ public final class RedisDebts: Sendable {
     }
 
     private let state = Locked(State())
+    /// Debts recorded and not yet taken over by a settler: behind a lock of their own, so
+    /// that recording one never waits for a settler that is waiting for Redis.
+    private let incoming = Locked<[Debt]>([])
+    /// Debts recorded and not yet paid (or dropped), both lists together.
     private let count = Atomic<Int>(0)
     static let limit = 4096
 
@@ -55,10 +59,9 @@ public final class RedisDebts: Sendable {
     var isEmpty: Bool { count.load(ordering: .acquiring) == 0 }
 
     func add(_ debt: Debt) {
-        state.withLock { s in
-            s.owed.append(debt)
-            if s.owed.count > Self.limit { s.owed.removeFirst(s.owed.count - Self.limit) }
-            count.store(s.owed.count, ordering: .releasing)
+        incoming.withLock { list in
+            list.append(debt)
+            count.add(1, ordering: .releasing)
         }
     }
 
@@ -66,11 +69,19 @@ public final class RedisDebts: Sendable {
     /// answer: that debt and the rest stay owed, and for `quiet` every caller is told so at
     /// once (503) rather than each waiting for Redis in turn.
     func settle(quiet: Duration, _ pay: (Debt) throws -> Void) throws {
+        let asked = ContinuousClock.now
         try state.withLock { (s: inout State) throws -> Void in
-            if let failed = s.failedAt, failed.duration(to: .now) < quiet {
+            // Waiting this long for the lock means another store was waiting for Redis:
+            // this request has spent its time, and is told so rather than try in turn.
+            if let failed = s.failedAt, failed.duration(to: .now) < quiet || asked.duration(to: .now) >= quiet {
                 throw StoreUnavailable("redis: clean-ups are owed and it did not answer them just now")
             }
-            defer { count.store(s.owed.count, ordering: .releasing) }
+            s.owed += incoming.withLock { list in defer { list = [] }; return list }
+            if s.owed.count > Self.limit {
+                let dropped = s.owed.count - Self.limit
+                s.owed.removeFirst(dropped)
+                count.subtract(dropped, ordering: .releasing)
+            }
             while let debt = s.owed.first {
                 let started = ContinuousClock.now
                 do {
@@ -82,6 +93,7 @@ public final class RedisDebts: Sendable {
                     throw error
                 }
                 s.owed.removeFirst()
+                count.subtract(1, ordering: .releasing)
             }
             s.failedAt = nil
         }
