@@ -103,8 +103,13 @@ public final class FastCGIServer: @unchecked Sendable {
     private let stopPipe: (read: Int32, write: Int32)
     /// One worker at a time waits for a connection, so that a new one wakes one thread.
     private let acceptLock = Mutex<Void>(())
-    /// Since when each worker has been parked on its kept connection (nil: not parked).
-    private let parked: Locked<[ContinuousClock.Instant?]>
+    /// Since when each worker has been parked on its kept connection (nil: not parked),
+    /// and how many are.
+    private struct Parked {
+        var since: [ContinuousClock.Instant?]
+        var count = 0
+    }
+    private let parked: Locked<Parked>
     /// Per worker: written to close its parked connection.
     private let evictFDs: [Int32]
     /// At most this many workers park at once; the rest stay for new connections.
@@ -139,7 +144,7 @@ public final class FastCGIServer: @unchecked Sendable {
         self.workerCount = workers
         self.idleTimeout = idleTimeout
         parkLimit = max(1, workers - max(1, workers / 8))
-        parked = Locked(Array(repeating: nil, count: workers))
+        parked = Locked(Parked(since: Array(repeating: nil, count: workers)))
         evictFDs = try (0..<workers).map { _ in
             let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
             guard fd >= 0 else { throw FastCGIError(call: "eventfd", code: errno) }
@@ -352,20 +357,27 @@ public final class FastCGIServer: @unchecked Sendable {
     /// timeout, another worker's eviction or stop(). At `parkLimit`, the longest-parked
     /// other worker is evicted first.
     private func park(_ index: Int, on fd: Int32) -> Wake {
-        parked.withLock { since in
-            if since.lazy.compactMap({ $0 }).count >= parkLimit,
-               let oldest = since.indices.filter({ since[$0] != nil }).min(by: { since[$0]! < since[$1]! }) {
-                since[oldest] = nil
+        parked.withLock { p in
+            if p.count >= parkLimit,
+               let oldest = p.since.indices.filter({ p.since[$0] != nil }).min(by: { p.since[$0]! < p.since[$1]! }) {
+                p.since[oldest] = nil
+                p.count -= 1
                 _ = eventfd_write(evictFDs[oldest], 1)
             }
-            since[index] = .now
+            p.since[index] = .now
+            p.count += 1
         }
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: evictFDs[index], events: Int16(POLLIN), revents: 0)]
         var rc: Int32
         repeat { rc = poll(&fds, 3, Int32(min(idleTimeout, Int(Int32.max / 1000)) * 1000)) } while rc < 0 && errno == EINTR
-        parked.withLock { $0[index] = nil }
+        parked.withLock { p in
+            if p.since[index] != nil {
+                p.since[index] = nil
+                p.count -= 1
+            }
+        }
         var value: eventfd_t = 0
         let evicted = fds[2].revents != 0 && eventfd_read(evictFDs[index], &value) == 0
         if fds[1].revents != 0 { return .stop }
