@@ -17,7 +17,7 @@ help:
 	@echo "make sentinel the Redis Sentinel failover test alone (primary, replica, sentinel on loopback)"
 	@echo "make tsan     swift test under ThreadSanitizer (tests and the authd they start; scratch .build-tsan)"
 	@echo "make asan     swift test under AddressSanitizer (scratch .build-asan)"
-	@echo "make fuzz     libFuzzer targets (Fuzz/: JWT, JSON bodies, FastCGI params), FUZZ_SECONDS (60) each"
+	@echo "make fuzz     libFuzzer targets (Fuzz/: JWT, JSON bodies, FastCGI params, FastCGI framing), FUZZ_SECONDS (60) each"
 	@echo "make clean    remove build products (.build) and generated nginx files; keeps .env and var/redis"
 
 run:

@@ -23,6 +23,7 @@ let package = Package(
         ]),
         .executableTarget(name: "FuzzJWT", dependencies: ["FuzzSupport", .product(name: "AuthCore", package: authd)]),
         .executableTarget(name: "FuzzBody", dependencies: ["FuzzSupport", .product(name: "AuthCore", package: authd)]),
+        .executableTarget(name: "FuzzFraming", dependencies: ["FuzzSupport", .product(name: "AuthFastCGI", package: authd)]),
         .executableTarget(name: "FuzzParams", dependencies: [
             "FuzzSupport", .product(name: "AuthCore", package: authd), .product(name: "AuthFastCGI", package: authd),
         ]),

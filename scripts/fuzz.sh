@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../Fuzz"
 
 seconds=${1:-60}
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2; }
-targets=(FuzzJWT FuzzBody FuzzParams)
+targets=(FuzzJWT FuzzBody FuzzParams FuzzFraming)
 
 # The main package's pins, so that no dependency is resolved anew.
 [[ -f Package.resolved || ! -f ../Package.resolved ]] || cp ../Package.resolved .
