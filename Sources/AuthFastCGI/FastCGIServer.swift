@@ -258,6 +258,9 @@ public final class FastCGIServer: @unchecked Sendable {
             let keep = request.pointee.keepConnection != 0 && next == nil && scan != .bodyTooLarge
                 && FCGX_GetError(request.pointee.in) == 0
             request.pointee.keepConnection = 1
+            // libfcgi closes a connection whose input failed itself, lingering up to 2 s
+            // for the peer's close unless the request is detached.
+            if FCGX_GetError(request.pointee.in) != 0 { _ = FCGX_Detach(request) }
             FCGX_Finish_r(request)
             if request.pointee.ipcFd >= 0, !keep {
                 if let next, next != 0 {
