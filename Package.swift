@@ -16,6 +16,9 @@ let package = Package(
         // No traits: the default JSON trait links all of Foundation (JSONSerialization),
         // several MiB of resident memory per process for a file format authd never reads.
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: []),
+        // FilePath for the .env path (swift-configuration's API takes one); declared, not
+        // borrowed from swift-configuration's own dependencies.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C libraries from Debian, each imported by exactly one Swift target.
@@ -36,6 +39,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
 

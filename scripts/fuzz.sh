@@ -9,7 +9,8 @@
 # Fuzz/Corpus/<Target>/ holds the seeds (kept clean, in git). Each run starts from them
 # plus what earlier runs found, in Fuzz/work/<Target>/corpus/ (gitignored); crash
 # files go to Fuzz/work/<Target>/crashes/, the fuzzer's output to Fuzz/work/<Target>.log.
-# A crash worth keeping becomes a unit test (Tests/*/FuzzRegressionTests.swift).
+# A crash worth keeping becomes a unit test beside the code it broke (e.g. a JWT input in
+# Tests/AuthCoreTests/JWTTests.swift).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../Fuzz"
 

@@ -4,7 +4,7 @@ public enum TokenKind: String, Sendable {
     case refresh = "rt+jwt"
 }
 
-/// The claims of both kinds of token (API.md, Tokens).
+/// The claims of both kinds of token (docs/API.md, Tokens).
 public struct Claims: Equatable, Sendable {
     public var issuer: String
     public var subject: UserID

@@ -1,4 +1,4 @@
-/// Request-body validation: the joi schema of the original design, tightened (API.md).
+/// Request-body validation: the joi schema of the original design, tightened (docs/API.md).
 public enum Validation {
     public static let usernameLength = 3...64
     public static let passwordBytes = 8...72

@@ -78,7 +78,7 @@ public struct FastCGIError: Error, CustomStringConvertible {
 /// `parkLimit` workers park at once, and a worker that would exceed it closes the
 /// longest-idle kept connection first, so idle peers can never take every worker.
 public final class FastCGIServer: @unchecked Sendable {
-    /// Bodies above this are refused with 413 (API.md; nginx enforces it too).
+    /// Bodies above this are refused with 413 (docs/API.md; nginx enforces it too).
     public static let maxBody = 16 * 1024
     /// The longest a request may take to arrive, from its first byte (or the connection's
     /// accept) to its last, and the write timeout of every connection. nginx sends a

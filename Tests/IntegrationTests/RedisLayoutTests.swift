@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Looks into Redis (read-only, with redis-cli) for the storage rules of API.md that
+/// Looks into Redis (read-only, with redis-cli) for the storage rules of docs/API.md that
 /// HTTP cannot show: hash tags and session TTLs.
 @Suite("Redis layout")
 struct RedisLayoutTests {
