@@ -10,12 +10,12 @@ import Logging
 enum Server {
     /// The active key and the retired ones (which only verify) for each kind of token.
     static func keys(_ config: Config) throws -> (access: KeyRing, refresh: KeyRing) {
-        func ring(_ secret: [UInt8], _ previous: [[UInt8]], _ purpose: String) throws -> KeyRing {
-            let make = { (s: [UInt8]) in try KeyFactory.makeKey(algorithm: config.algorithm, secret: s, purpose: purpose) }
+        func ring(_ secret: [UInt8], _ previous: [[UInt8]], _ kind: TokenKind) throws -> KeyRing {
+            let make = { (s: [UInt8]) in try KeyFactory.makeKey(algorithm: config.algorithm, secret: s, for: kind) }
             return KeyRing(signing: try make(secret), alsoVerifying: try previous.map(make))
         }
-        return (try ring(config.accessSecret, config.previousAccessSecrets, "access"),
-                try ring(config.refreshSecret, config.previousRefreshSecrets, "refresh"))
+        return (try ring(config.accessSecret, config.previousAccessSecrets, .access),
+                try ring(config.refreshSecret, config.previousRefreshSecrets, .refresh))
     }
 
     static func run(_ config: Config, logger: Logger) throws {

@@ -14,8 +14,8 @@ struct KeyFactoryTests {
 
     @Test("the same inputs give the same 12-character kid", arguments: JWTAlgorithm.allCases)
     func deterministic(_ algorithm: JWTAlgorithm) throws {
-        let a = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, purpose: "access")
-        let b = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, purpose: "access")
+        let a = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, for: .access)
+        let b = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, for: .access)
         #expect(a.kid == b.kid)
         #expect(a.kid.utf8.count == 12)
         #expect(Base64URL.decode(a.kid)?.count == 9)
@@ -25,7 +25,7 @@ struct KeyFactoryTests {
 
     @Test("kid matches the documented rule")
     func kidRule() throws {
-        let key = try KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, purpose: "refresh")
+        let key = try KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, for: .refresh)
         let digest = KeyFactory.sha256(Array("authd-kid:refresh:HS256:".utf8) + Self.secret)
         #expect(key.kid == Base64URL.encode(digest.prefix(9)))
         #expect(!key.kid.contains("secret"))
@@ -34,25 +34,25 @@ struct KeyFactoryTests {
     @Test("purpose, algorithm and secret each change the kid")
     func kidsDiffer() throws {
         let kids = try [
-            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, purpose: "access").kid,
-            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, purpose: "refresh").kid,
-            KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, purpose: "access").kid,
-            KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, purpose: "refresh").kid,
-            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret + [0], purpose: "access").kid,
+            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, for: .access).kid,
+            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, for: .refresh).kid,
+            KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, for: .access).kid,
+            KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, for: .refresh).kid,
+            KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret + [0], for: .access).kid,
         ]
         #expect(Set(kids).count == kids.count)
     }
 
     @Test("HS256 uses the secret itself as the HMAC key")
     func hs256Rule() throws {
-        let key = try KeyFactory.makeKey(algorithm: .hs256, secret: HMACKeyTests.a1Key, purpose: "access")
+        let key = try KeyFactory.makeKey(algorithm: .hs256, secret: HMACKeyTests.a1Key, for: .access)
         #expect(Base64URL.encode(try key.sign(HMACKeyTests.a1Input)) == HMACKeyTests.a1Signature)
         #expect(key.publicJWK == nil)
     }
 
     @Test("EdDSA uses SHA-256(secret) as the seed")
     func edDSARule() throws {
-        let key = try KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, purpose: "access")
+        let key = try KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, for: .access)
         let direct = try Ed25519Key(seed: KeyFactory.sha256(Self.secret), kid: key.kid)
         #expect(try key.sign("x") == direct.sign("x"))
         let jwk = try #require(key.publicJWK)
@@ -63,19 +63,26 @@ struct KeyFactoryTests {
     @Test("keys for different purposes do not verify each other's tokens", arguments: JWTAlgorithm.allCases)
     func purposesSeparate(_ algorithm: JWTAlgorithm) throws {
         // Distinct secrets per purpose, as configuration requires.
-        let access = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, purpose: "access")
-        let refresh = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret.reversed(), purpose: "refresh")
+        let access = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret, for: .access)
+        let refresh = try KeyFactory.makeKey(algorithm: algorithm, secret: Self.secret.reversed(), for: .refresh)
         let signature = try access.sign("token")
         #expect(access.verify(signature, for: "token"))
         #expect(!refresh.verify(signature, for: "token"))
         #expect(!refresh.verify(try refresh.sign("token"), for: "tokeN"))
     }
 
-    @Test("unknown purposes and empty secrets are refused")
+    @Test("the kid derivation is the one tokens already issued carry (values from an independent SHA-256)")
+    func kidsAreStable() throws {
+        #expect(try KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, for: .access).kid == "RC7dDMe-PKDs")
+        #expect(try KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, for: .access).kid == "rVxtz2rg7rKM")
+        #expect(try KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, for: .refresh).kid == "SRxvr1EwcAW4")
+        #expect(try KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, for: .refresh).kid == "hFLj1w6zUIX6")
+    }
+
+    @Test("empty secrets are refused")
     func refusals() {
-        #expect(throws: CryptoError.self) { try KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, purpose: "id") }
-        #expect(throws: CryptoError.self) { try KeyFactory.makeKey(algorithm: .hs256, secret: [], purpose: "access") }
-        #expect(throws: CryptoError.self) { try KeyFactory.makeKey(algorithm: .edDSA, secret: [], purpose: "refresh") }
+        #expect(throws: CryptoError.self) { try KeyFactory.makeKey(algorithm: .hs256, secret: [], for: .access) }
+        #expect(throws: CryptoError.self) { try KeyFactory.makeKey(algorithm: .edDSA, secret: [], for: .refresh) }
     }
 
     @Test("randomBytes and Secrets.generate")

@@ -9,8 +9,8 @@ import Testing
     let claims = Claims(issuer: "authd", subject: UserID("u1"), audience: "u1", issuedAt: 1000, expiresAt: 2000,
                         id: "j1", session: SessionID("s1"))
 
-    func codec(_ alg: JWTAlgorithm, _ kind: TokenKind = .access, secret: [UInt8] = secretA, purpose: String = "access") throws -> TokenCodec {
-        let key = try KeyFactory.makeKey(algorithm: alg, secret: secret, purpose: purpose)
+    func codec(_ alg: JWTAlgorithm, _ kind: TokenKind = .access, secret: [UInt8] = secretA, purpose: TokenKind = .access) throws -> TokenCodec {
+        let key = try KeyFactory.makeKey(algorithm: alg, secret: secret, for: purpose)
         return TokenCodec(kind: kind, keys: KeyRing(signing: key), issuer: "authd", leeway: 0)
     }
 
@@ -68,7 +68,7 @@ import Testing
     @Test(arguments: [JWTAlgorithm.hs256, .edDSA])
     func refreshKeyCannotMintAccessTokens(_ alg: JWTAlgorithm) throws {
         let access = try codec(alg)
-        let refreshKey = try KeyFactory.makeKey(algorithm: alg, secret: Self.secretR, purpose: "refresh")
+        let refreshKey = try KeyFactory.makeKey(algorithm: alg, secret: Self.secretR, for: .refresh)
         #expect(refreshKey.kid != access.keys.signing.kid)
         let input = b64json(#"{"alg":"\#(alg.rawValue)","typ":"at+jwt","kid":"\#(access.keys.signing.kid)"}"#) + "." + b64json(payload)
         let sig = try Array(input.utf8).withUnsafeBytes { try refreshKey.sign($0) }

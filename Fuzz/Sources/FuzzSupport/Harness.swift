@@ -12,15 +12,15 @@ public enum Harness {
     static let refreshSecret = "fuzz-refresh-secret-0123456789abcde"
     static let edSecret = "fuzz-eddsa-secret-0123456789abcdefg"
 
-    static func key(_ algorithm: JWTAlgorithm, _ secret: String, _ purpose: String) -> any SigningKey {
-        try! KeyFactory.makeKey(algorithm: algorithm, secret: Array(secret.utf8), purpose: purpose)
+    static func key(_ algorithm: JWTAlgorithm, _ secret: String, _ kind: TokenKind) -> any SigningKey {
+        try! KeyFactory.makeKey(algorithm: algorithm, secret: Array(secret.utf8), for: kind)
     }
 
     /// HS256 access keys: one signs, a retired one still verifies.
     public static let accessKeys = KeyRing(
-        signing: key(.hs256, accessSecret, "access"), alsoVerifying: [key(.hs256, previousAccessSecret, "access")])
-    public static let refreshKeys = KeyRing(signing: key(.hs256, refreshSecret, "refresh"))
-    public static let edDSAKeys = KeyRing(signing: key(.edDSA, edSecret, "access"))
+        signing: key(.hs256, accessSecret, .access), alsoVerifying: [key(.hs256, previousAccessSecret, .access)])
+    public static let refreshKeys = KeyRing(signing: key(.hs256, refreshSecret, .refresh))
+    public static let edDSAKeys = KeyRing(signing: key(.edDSA, edSecret, .access))
 
     public static let access = TokenCodec(kind: .access, keys: accessKeys, issuer: issuer, leeway: 0)
     public static let refresh = TokenCodec(kind: .refresh, keys: refreshKeys, issuer: issuer, leeway: 0)
