@@ -1,4 +1,4 @@
-// The endpoints of API.md, one function each, in the order the contract lists them.
+// The endpoints of docs/API.md, one function each, in the order the contract lists them.
 
 extension AuthService {
     /// POST /auth/register: 201 with a token pair, 409 when the name is taken, 422 on bad fields,
@@ -69,7 +69,7 @@ extension AuthService {
     static let badCredentials = APIError(401, "Username/password not valid")
 
     /// POST /auth/refresh-token: trades the session's current refresh token for a new pair.
-    /// A superseded token is a replay and ends its session (API.md, Sessions).
+    /// A superseded token is a replay and ends its session (docs/API.md, Sessions).
     func refreshToken(_ request: Request, _ worker: Worker) throws -> Response {
         let claims = try verifiedRefreshToken(request)
         let now = clock.now()
@@ -289,25 +289,4 @@ func randomID() -> String {
     let a = rng.next() as UInt64, b = rng.next() as UInt64
     let bytes = withUnsafeBytes(of: (a, b)) { Array($0) }
     return Base64URL.encode(bytes)
-}
-
-/// ISO 8601 UTC timestamps without Foundation.
-enum ISO8601 {
-    /// `2026-11-26T18:17:27Z` for Unix seconds.
-    static func format(_ seconds: Int64) -> String {
-        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
-        let secs = seconds - days * 86400
-        // Civil-from-days (H. Hinnant), exact for the proleptic Gregorian calendar.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(y)-\(two(m))-\(two(d))T\(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60))Z"
-    }
 }
