@@ -106,85 +106,71 @@ public final class AuthService: Sendable {
         case wrongMethod(allow: String)
     }
 
-    /// The whole routing table: 404 for an unknown path, 405 with `Allow` for a known
-    /// path and another method. HEAD is GET without the body (nginx drops the body of a
-    /// HEAD response). A switch, not a dictionary: no hashing on the hot path.
+    /// 404 for an unknown path, 405 with `Allow` for a known path and another method, from
+    /// `Endpoint.route`. HEAD is GET without the body (nginx drops the body of a HEAD response).
     static func route(_ path: String, _ method: String) -> Routing {
-        func only(_ allowed: String, _ endpoint: Endpoint) -> Routing {
-            method == allowed || (allowed == "GET" && method == "HEAD")
-                ? .found(endpoint) : .wrongMethod(allow: allowed == "GET" ? "GET, HEAD" : allowed)
+        var allow: [String] = []
+        for endpoint in Endpoint.allCases where endpoint.matches(path) {
+            let allowed = endpoint.route.method
+            if method == allowed || (allowed == "GET" && method == "HEAD") { return .found(endpoint) }
+            allow.append(allowed == "GET" ? "GET, HEAD" : allowed)
         }
-        switch path {
-        case "/": return only("GET", .home)
-        case "/auth/register": return only("POST", .register)
-        case "/auth/login": return only("POST", .login)
-        case "/auth/refresh-token": return only("POST", .refreshToken)
-        case "/auth/logout": return only("DELETE", .logout)
-        case "/auth/logout-all": return only("POST", .logoutAll)
-        case "/auth/me": return only("GET", .me)
-        case "/healthz": return only("GET", .healthz)
-        case "/readyz": return only("GET", .readyz)
-        case "/.well-known/jwks.json": return only("GET", .jwks)
-        case "/metrics": return only("GET", .metrics)
-        case "/auth/sessions": return only("GET", .sessions)
-        case "/auth/password": return only("POST", .changePassword)
-        case "/auth/account": return only("DELETE", .deleteAccount)
-        default:
-            // The one route with a parameter: /auth/sessions/{id}, the id not empty.
-            guard path.utf8.count > sessionPathPrefix.utf8.count, path.hasPrefix(sessionPathPrefix) else { return .unknownPath }
-            return only("DELETE", .endSession)
-        }
+        return allow.isEmpty ? .unknownPath : .wrongMethod(allow: allow.joined(separator: ", "))
     }
 
     static let sessionPathPrefix = "/auth/sessions/"
 
     private func dispatch(_ endpoint: Endpoint, _ request: Request, _ worker: Worker) throws -> Response {
-        switch endpoint {
-        case .register: try register(request, worker)
-        case .login: try login(request, worker)
-        case .refreshToken: try refreshToken(request, worker)
-        case .logout: try logout(request, worker)
-        case .logoutAll: try logoutAll(request, worker)
-        case .me: try me(request, worker)
-        case .sessions: try sessions(request, worker)
-        case .endSession: try endSession(request, worker)
-        case .changePassword: try changePassword(request, worker)
-        case .deleteAccount: try deleteAccount(request, worker)
-        case .home: try home(request, worker)
-        case .healthz: Response.json(200) { $0.field("status", "ok") }
-        case .readyz: try readyz(worker)
-        case .jwks: Response(status: 200, body: jwksBody)
-        case .metrics:
-            Response(status: 200, headers: [("Cache-Control", "no-store")],
-                     body: Array(metrics.exposition(inFlight: inFlight.load(ordering: .relaxed), workerCount: config.workers).utf8),
-                     contentType: "text/plain; version=0.0.4; charset=utf-8")
-        }
+        try endpoint.route.handler(self, request, worker)
+    }
+
+    /// GET /metrics in Prometheus text.
+    func metricsPage() -> Response {
+        Response(status: 200, headers: [("Cache-Control", "no-store")],
+                 body: Array(metrics.exposition(inFlight: inFlight.load(ordering: .relaxed), workerCount: config.workers).utf8),
+                 contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 }
 
 /// What a request is routed to; also the row its metrics are counted in.
 enum Endpoint: Int, CaseIterable, Sendable {
-    case register, login, refreshToken, logout, logoutAll, me, sessions, endSession, changePassword, deleteAccount
-    case home, healthz, readyz, jwks, metrics
+    case home, register, login, refreshToken, logout, logoutAll, me, sessions, endSession, changePassword, deleteAccount
+    case healthz, readyz, jwks, metrics
+
+    typealias Handler = (AuthService, Request, Worker) throws -> Response
+
+    /// The route table, one row per endpoint: its method, its path (also the `route` label
+    /// of its metrics; `{id}` stands for one non-empty path segment), its handler.
+    /// Routing, `Allow` headers, 404/405 and the metrics all read it.
+    var route: (method: String, path: String, handler: Handler) {
+        switch self {
+        case .home: ("GET", "/", { try $0.home($1, $2) })
+        case .register: ("POST", "/auth/register", { try $0.register($1, $2) })
+        case .login: ("POST", "/auth/login", { try $0.login($1, $2) })
+        case .refreshToken: ("POST", "/auth/refresh-token", { try $0.refreshToken($1, $2) })
+        case .logout: ("DELETE", "/auth/logout", { try $0.logout($1, $2) })
+        case .logoutAll: ("POST", "/auth/logout-all", { try $0.logoutAll($1, $2) })
+        case .me: ("GET", "/auth/me", { try $0.me($1, $2) })
+        case .sessions: ("GET", "/auth/sessions", { try $0.sessions($1, $2) })
+        case .endSession: ("DELETE", "/auth/sessions/{id}", { try $0.endSession($1, $2) })
+        case .changePassword: ("POST", "/auth/password", { try $0.changePassword($1, $2) })
+        case .deleteAccount: ("DELETE", "/auth/account", { try $0.deleteAccount($1, $2) })
+        case .healthz: ("GET", "/healthz", { _, _, _ in Response.json(200) { $0.field("status", "ok") } })
+        case .readyz: ("GET", "/readyz", { service, _, worker in try service.readyz(worker) })
+        case .jwks: ("GET", "/.well-known/jwks.json", { service, _, _ in Response(status: 200, body: service.jwksBody) })
+        case .metrics: ("GET", "/metrics", { service, _, _ in service.metricsPage() })
+        }
+    }
 
     /// The `route` label of its metrics.
-    var label: String {
-        switch self {
-        case .register: "/auth/register"
-        case .login: "/auth/login"
-        case .refreshToken: "/auth/refresh-token"
-        case .logout: "/auth/logout"
-        case .logoutAll: "/auth/logout-all"
-        case .me: "/auth/me"
-        case .sessions: "/auth/sessions"
-        case .endSession: "/auth/sessions/{id}"
-        case .changePassword: "/auth/password"
-        case .deleteAccount: "/auth/account"
-        case .home: "/"
-        case .healthz: "/healthz"
-        case .readyz: "/readyz"
-        case .jwks: "/.well-known/jwks.json"
-        case .metrics: "/metrics"
-        }
+    var label: String { route.path }
+
+    /// Whether `path` is this endpoint's: equal to it, or for a `{id}` path, the prefix
+    /// before it followed by anything not empty (the handler checks the id's shape).
+    func matches(_ path: String) -> Bool {
+        let template = route.path
+        guard template.hasSuffix("/{id}") else { return path == template }
+        let prefix = template.dropLast(4)
+        return path.utf8.count > prefix.utf8.count && path.hasPrefix(prefix)
     }
 }
