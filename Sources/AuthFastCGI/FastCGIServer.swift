@@ -308,8 +308,7 @@ public final class FastCGIServer: @unchecked Sendable {
         return poll(&p, 1, 0) == 1 && p.revents & (Self.pollRDHUP | Int16(POLLHUP) | Int16(POLLERR)) != 0
     }
 
-    /// POLLRDHUP, which Glibc declares only under _GNU_SOURCE.
-    private static let pollRDHUP: Int16 = 0x2000
+    private static let pollRDHUP = authd_pollrdhup()
 
     /// Closes the worker's connection at once (no lingering close: a peer that is dropped
     /// gets no more of our time).

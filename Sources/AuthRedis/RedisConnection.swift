@@ -188,8 +188,7 @@ final class RedisConnection {
 
     /// True when the server has hung up on an idle connection (a zero-timeout poll).
     private static func peerClosed(_ fd: Int32) -> Bool {
-        // 0x2000 is POLLRDHUP, which Glibc only declares under _GNU_SOURCE.
-        var p = pollfd(fd: fd, events: Int16(POLLIN) | 0x2000, revents: 0)
+        var p = pollfd(fd: fd, events: Int16(POLLIN) | authd_pollrdhup(), revents: 0)
         guard poll(&p, 1, 0) == 1 else { return false }
         // An idle RESP connection has nothing to read: any event means EOF, reset or error.
         return true

@@ -5,3 +5,11 @@
 #include <malloc.h>
 // eventfd: one per worker, by which another worker closes its idle kept connection.
 #include <sys/eventfd.h>
+
+// POLLRDHUP (the peer shut its writing side) is declared only under _GNU_SOURCE, which a
+// module map cannot set before <poll.h> is first read: the Linux value, behind a function.
+#include <poll.h>
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000
+#endif
+static inline short authd_pollrdhup(void) { return POLLRDHUP; }

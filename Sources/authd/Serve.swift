@@ -81,11 +81,17 @@ struct StopSignal {
         for signo in [SIGTERM, SIGINT, SIGUSR1] { sigaction(signo, &action, nil) }
     }
 
-    /// Blocks until a stop signal arrives; returns its number.
+    /// Blocks until a stop signal arrives; returns its number. Should the pipe ever fail
+    /// (anything but EINTR), no signal could reach us again: that is taken as SIGTERM, a
+    /// graceful stop, rather than a loop that spins.
     func wait() -> Int32 {
         var byte: UInt8 = 0
-        while read(readFD, &byte, 1) != 1 {}
-        return Int32(byte)
+        while true {
+            let n = read(readFD, &byte, 1)
+            if n == 1 { return Int32(byte) }
+            if n < 0, errno == EINTR { continue }
+            return SIGTERM
+        }
     }
 }
 
