@@ -39,7 +39,7 @@ extension AuthService {
         let claims = try authenticate(request, worker)
         let id = request.path.dropFirst(Self.sessionPathPrefix.count)
         guard Self.isRandomID(id), try worker.store.endSession(SessionID(String(id)), of: claims.subject) else {
-            throw APIError(404, "Session not found")
+            throw APIError(.sessionNotFound, "Session not found")
         }
         return .noContent
     }
@@ -53,9 +53,9 @@ extension AuthService {
         let new = try Validation.checkedPassword(Validation.field(body, "newPassword"), field: "newPassword")
         // Bytes, not String ==: canonically equivalent spellings hash differently.
         guard !new.utf8.elementsEqual(current.utf8) else {
-            throw APIError(422, "\"newPassword\" must differ from \"currentPassword\"")
+            throw APIError(.validationFailed, "\"newPassword\" must differ from \"currentPassword\"")
         }
-        try reauthenticated(claims, password: current, request, worker, wrong: APIError(401, "Current password is not valid")) { user in
+        try reauthenticated(claims, password: current, request, worker, wrong: APIError(.invalidPassword, "Current password is not valid")) { user in
             let hash = try timed(worker) { try hasher.hash(new) }
             return try worker.store.changePassword(of: user.id, from: user.passwordHash, to: hash, keeping: claims.session)
         }
@@ -68,7 +68,7 @@ extension AuthService {
         let claims = try authenticate(request, worker)
         let body = try Validation.jsonObject(request)
         let password = try Validation.field(body, "password")
-        try reauthenticated(claims, password: password, request, worker, wrong: APIError(401, "Password not valid")) { user in
+        try reauthenticated(claims, password: password, request, worker, wrong: APIError(.invalidPassword, "Password not valid")) { user in
             try worker.store.deleteUser(user)
         }
         logger.info("account deleted", metadata: ["user": "\(claims.subject)", "request_id": "\(request.requestID)"])

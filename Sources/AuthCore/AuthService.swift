@@ -69,7 +69,7 @@ public final class AuthService: Sendable {
             response = APIError.notFound.response
         case .wrongMethod(let allow):
             matched = nil
-            response = APIError(405, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
+            response = APIError(.methodNotAllowed, "Method \(request.method) not allowed on \(request.path)", headers: [("Allow", allow)]).response
         }
         worker.metrics.request(matched, status: response.status, nanoseconds: started.duration(to: .now).nanoseconds)
         return response
@@ -85,11 +85,11 @@ public final class AuthService: Sendable {
             }
             return response
         } catch let error as APIError {
-            if error.status == 429 { worker.metrics.count(.loginsThrottled) }
+            if error.code == .tooManyAttempts { worker.metrics.count(.loginsThrottled) }
             return error.response
         } catch is HashingBusy {
             logger.warning("password lane full", metadata: ["path": "\(request.path)", "request_id": "\(request.requestID)"])
-            return APIError(503, "Too many password checks in progress, retry shortly", headers: [("Retry-After", "1")]).response
+            return APIError(.busy, "Too many password checks in progress, retry shortly", headers: [("Retry-After", "1")]).response
         } catch let error as StoreUnavailable {
             worker.metrics.count(.storeErrors)
             logger.error("store unavailable", metadata: ["path": "\(request.path)", "cause": "\(error)", "request_id": "\(request.requestID)"])

@@ -45,7 +45,7 @@ extension AuthService {
         do {
             (username, password) = try Validation.credentials(request)
         } catch {
-            throw error.status == 422 ? APIError(400, "Invalid username/password") : error
+            throw error.code == .validationFailed ? APIError(.invalidCredentialsFormat, "Invalid username/password") : error
         }
         // Busy first: a login refused for load must not touch the failure counters.
         try admitPasswordWork()
@@ -66,7 +66,7 @@ extension AuthService {
         }
     }
 
-    static let badCredentials = APIError(401, "Username/password not valid")
+    static let badCredentials = APIError(.invalidCredentials, "Username/password not valid")
 
     /// POST /auth/refresh-token: trades the session's current refresh token for a new pair.
     /// A superseded token is a replay and ends its session (docs/API.md, Sessions).
@@ -87,9 +87,9 @@ extension AuthService {
             worker.metrics.count(.refreshReplays)
             logger.warning("refresh token replayed; session ended",
                            metadata: ["user": "\(claims.subject)", "session": "\(claims.session)", "request_id": "\(request.requestID)"])
-            throw APIError(403, "Refresh token has already been used; the session has been ended")
+            throw APIError(.refreshTokenReused, "Refresh token has already been used; the session has been ended")
         case .unknownSession:
-            throw APIError(403, "Refresh token has been revoked")
+            throw APIError(.refreshTokenRevoked, "Refresh token has been revoked")
         }
     }
 
@@ -138,7 +138,7 @@ extension AuthService {
 // MARK: - Shared steps
 
 extension AuthService {
-    static let usernameTaken = APIError(409, "Username is already registered")
+    static let usernameTaken = APIError(.usernameTaken, "Username is already registered")
 
     /// A bcrypt keeps a worker thread waiting; when most workers are already busy, the
     /// login is refused at once (503) instead, so a login storm cannot starve token checks.
@@ -226,9 +226,9 @@ extension AuthService {
         do {
             return try refresh.verify(token, now: clock.now())
         } catch .expired {
-            throw APIError(403, "Refresh token expired")
+            throw APIError(.refreshTokenExpired, "Refresh token expired")
         } catch {
-            throw APIError(403, "Invalid refresh token")
+            throw APIError(.refreshTokenInvalid, "Invalid refresh token")
         }
     }
 
@@ -237,7 +237,7 @@ extension AuthService {
     func authenticate(_ request: Request, _ worker: Worker) throws -> Claims {
         let claims = try verifiedAccessToken(request)
         if config.accessTokenSessionCheck, try !worker.store.sessionExists(claims.session, of: claims.subject) {
-            throw Self.unauthorized(description: "The session has ended")
+            throw Self.unauthorized(.sessionEnded, description: "The session has ended")
         }
         return claims
     }
@@ -246,23 +246,23 @@ extension AuthService {
     /// `WWW-Authenticate`.
     func verifiedAccessToken(_ request: Request) throws(APIError) -> Claims {
         guard let header = request.authorization, let token = Self.bearerToken(header) else {
-            throw APIError(401, "Unauthorized", headers: [("WWW-Authenticate", "Bearer")])
+            throw APIError(.tokenMissing, "Unauthorized", headers: [("WWW-Authenticate", "Bearer")])
         }
         do {
             return try access.verify(token, now: clock.now())
         } catch .expired {
-            throw APIError(401, "jwt expired", headers: [
+            throw APIError(.tokenExpired, "jwt expired", headers: [
                 ("WWW-Authenticate", #"Bearer error="invalid_token", error_description="The access token expired""#),
             ])
         } catch {
-            throw Self.unauthorized(description: "The access token is invalid")
+            throw Self.unauthorized(.tokenInvalid, description: "The access token is invalid")
         }
     }
 
-    static let userGone = unauthorized(description: "The user no longer exists")
+    static let userGone = unauthorized(.userGone, description: "The user no longer exists")
 
-    static func unauthorized(description: String) -> APIError {
-        APIError(401, "Unauthorized", headers: [
+    static func unauthorized(_ code: ErrorCode, description: String) -> APIError {
+        APIError(code, "Unauthorized", headers: [
             ("WWW-Authenticate", #"Bearer error="invalid_token", error_description="\#(description)""#),
         ])
     }

@@ -56,8 +56,8 @@ struct SessionListQuery: Equatable {
     var limit = defaultLimit
     var after: SessionPosition?
 
-    static let badLimit = APIError(400, "\"limit\" must be a whole number from 1 to \(maxLimit)")
-    static let badCursor = APIError(400, "\"cursor\" must be the nextCursor of an earlier page")
+    static let badLimit = APIError(.invalidQuery, "\"limit\" must be a whole number from 1 to \(maxLimit)")
+    static let badCursor = APIError(.invalidQuery, "\"cursor\" must be the nextCursor of an earlier page")
 
     /// Parses a raw (percent-encoded) query string; 400 naming the parameter when `limit`
     /// or `cursor` is malformed or given twice.
@@ -68,7 +68,7 @@ struct SessionListQuery: Equatable {
             guard let name = Self.formDecoded(pair[..<(equals ?? pair.endIndex)]), name == "limit" || name == "cursor" else {
                 continue
             }
-            guard seen.insert(name).inserted else { throw APIError(400, "\"\(name)\" may be given only once") }
+            guard seen.insert(name).inserted else { throw APIError(.invalidQuery, "\"\(name)\" may be given only once") }
             let value = equals.flatMap { Self.formDecoded(pair[pair.index(after: $0)...]) }
             if name == "limit" {
                 guard let value, !value.isEmpty, value.utf8.count <= 9, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),

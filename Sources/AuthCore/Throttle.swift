@@ -38,7 +38,7 @@ struct LoginThrottle {
         for (key, limit, window) in limits {
             if let wait = try store.takeAttempt(key, limit: limit, window: window) {
                 withdraw()
-                throw APIError(429, "\(refusal); try again in \(wait) s", headers: [("Retry-After", String(wait))])
+                throw APIError(.tooManyAttempts, "\(refusal); try again in \(wait) s", headers: [("Retry-After", String(wait))])
             }
             taken.append(key)
         }

@@ -6,15 +6,15 @@ public enum Validation {
     /// The JSON object of a request body, or a 4xx telling the client what is wrong.
     public static func jsonObject(_ request: Request) throws(APIError) -> [String: JSONValue] {
         guard let type = request.contentType, isJSON(type) else {
-            throw APIError(415, "Content-Type must be application/json")
+            throw APIError(.unsupportedMediaType, "Content-Type must be application/json")
         }
-        guard !request.body.isEmpty else { throw APIError(400, "Request body must be a JSON object") }
+        guard !request.body.isEmpty else { throw APIError(.badRequest, "Request body must be a JSON object") }
         let value: JSONValue
         do { value = try JSONParser.parse(request.body) } catch {
-            throw APIError(400, "Malformed JSON body: \(error.description)")
+            throw APIError(.malformedJSON, "Malformed JSON body: \(error.description)")
         }
         guard case .object(let object) = value else {
-            throw APIError(400, "Request body must be a JSON object, not \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
+            throw APIError(.badRequest, "Request body must be a JSON object, not \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
         }
         return object
     }
@@ -28,9 +28,9 @@ public enum Validation {
     /// The field as a string: `"name" is required` / `"name" must be a string`.
     public static func string(_ object: [String: JSONValue], _ name: String) throws(APIError) -> String {
         switch object[name] {
-        case nil: throw APIError(400, "\"\(name)\" is required")
+        case nil: throw APIError(.missingField, "\"\(name)\" is required")
         case .string(let s)?: return s
-        case .some: throw APIError(400, "\"\(name)\" must be a string")
+        case .some: throw APIError(.wrongFieldType, "\"\(name)\" must be a string")
         }
     }
 
@@ -45,7 +45,7 @@ public enum Validation {
 
     /// A required string field whose absence or type is a 422 naming it.
     public static func field(_ object: [String: JSONValue], _ name: String) throws(APIError) -> String {
-        do { return try string(object, name) } catch { throw APIError(422, error.message) }
+        do { return try string(object, name) } catch { throw APIError(.validationFailed, error.message) }
     }
 
     /// Trimmed, ASCII-lower-cased, 3–64 of `a-z 0-9 . _ -`. Only ASCII letters are folded,
@@ -60,16 +60,16 @@ public enum Validation {
         let lowered = String(decoding: trimmed.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
         let count = lowered.unicodeScalars.count
         if count < usernameLength.lowerBound {
-            throw APIError(422, "\"username\" length must be at least \(usernameLength.lowerBound) characters long")
+            throw APIError(.validationFailed, "\"username\" length must be at least \(usernameLength.lowerBound) characters long")
         }
         if count > usernameLength.upperBound {
-            throw APIError(422, "\"username\" length must be less than or equal to \(usernameLength.upperBound) characters long")
+            throw APIError(.validationFailed, "\"username\" length must be less than or equal to \(usernameLength.upperBound) characters long")
         }
         let allowed = lowered.utf8.allSatisfy { b in
             (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == 0x2E || b == 0x5F || b == 0x2D
         }
         guard allowed else {
-            throw APIError(422, "\"username\" must only contain the characters a-z, 0-9, '.', '_' and '-'")
+            throw APIError(.validationFailed, "\"username\" must only contain the characters a-z, 0-9, '.', '_' and '-'")
         }
         return lowered
     }
@@ -79,13 +79,13 @@ public enum Validation {
     public static func checkedPassword(_ password: String, field name: String = "password") throws(APIError) -> String {
         let bytes = password.utf8.count
         if bytes < passwordBytes.lowerBound {
-            throw APIError(422, "\"\(name)\" length must be at least \(passwordBytes.lowerBound) characters long")
+            throw APIError(.validationFailed, "\"\(name)\" length must be at least \(passwordBytes.lowerBound) characters long")
         }
         if bytes > passwordBytes.upperBound {
-            throw APIError(422, "\"\(name)\" length must be less than or equal to \(passwordBytes.upperBound) bytes long in UTF-8 (bcrypt's limit)")
+            throw APIError(.validationFailed, "\"\(name)\" length must be less than or equal to \(passwordBytes.upperBound) bytes long in UTF-8 (bcrypt's limit)")
         }
         if password.utf8.contains(0) {
-            throw APIError(422, "\"\(name)\" must not contain NUL characters")
+            throw APIError(.validationFailed, "\"\(name)\" must not contain NUL characters")
         }
         return password
     }

@@ -400,10 +400,10 @@ public final class FastCGIServer: @unchecked Sendable {
             count += Int(n)
         }
         if FCGX_GetError(r.in) != 0 || count < p.declaredContentLength {
-            return APIError(400, "Request body shorter than its Content-Length").response
+            return APIError(.contentLengthMismatch, "Request body shorter than its Content-Length").response
         }
         if count > p.declaredContentLength {
-            return APIError(400, "Request body longer than its Content-Length").response
+            return APIError(.contentLengthMismatch, "Request body longer than its Content-Length").response
         }
         let body = Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[..<count]))
         return service.handle(p.request(body: body), worker: worker)

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Expects the API's error shape: `{"error":{"status":<HTTP status>,"message":"<non-empty>"}}`
+/// Expects the API's error shape: `{"error":{"status":<HTTP status>,"code":"<name>","message":"<non-empty>"}}`
 /// with a JSON content type; optionally an exact status and message.
 func expectError(
     _ response: HTTPResponse, status: Int? = nil, message: String? = nil,
@@ -22,6 +22,9 @@ func expectError(
         statusField != nil && !(error["status"] is Bool) && statusField?.intValue == response.status,
         "error.status \(String(describing: error["status"])) is not the HTTP status \(response.status)",
         sourceLocation: sourceLocation)
+    let code = error["code"] as? String
+    #expect(code.map { !$0.isEmpty && $0.allSatisfy { $0.isLowercase || $0 == "_" } } == true,
+            "error.code missing or not a snake_case name: \(response)", sourceLocation: sourceLocation)
     let text = error["message"] as? String
     #expect(text?.isEmpty == false, "error.message missing or empty: \(response)", sourceLocation: sourceLocation)
     if let message {
