@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: authd through nginx under wrk, next to two references measured in the
 # same run (nginx `return 200` alone, and a minimal C libfcgi responder that checks the
-# same HS256 token), on a stack of its own on loopback. README.md, "Benchmark", says how
+# same HS256 token), on a stack of its own on loopback. docs/benchmark.md says how
 # to read the table.
 #
 # Per round (ROUNDS, default 3), each wrk run being `wrk -t2 -c64 -d${DURATION}s --latency`:

@@ -1,4 +1,4 @@
-# Input: bench/out/results.json. Output: the Markdown table of README.md's Benchmark section.
+# Input: bench/out/results.json. Output: the Markdown table of docs/benchmark.md.
 def n($d): if . == null then "–" else (. * pow(10; $d) | round / pow(10; $d) | tostring) end;
 def int: if . == null then "–" else (round | tostring) end;
 def mib: if . == null then "–" else (. / 1024 * 10 | round / 10 | tostring) end;

@@ -66,7 +66,7 @@ if [[ ! -e .env ]]; then
         umask 077
         {
             echo "# Development secrets written by scripts/run-local.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)."
-            echo "# Not for production: there, use /etc/authd/authd.env (see README.md)."
+            echo "# Not for production: there, use /etc/authd/authd.env (see docs/deployment.md)."
             echo "ACCESS_TOKEN_SECRET=$access_secret"
             echo "REFRESH_TOKEN_SECRET=$refresh_secret"
         } > .env.tmp

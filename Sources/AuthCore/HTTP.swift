@@ -92,7 +92,7 @@ public struct Response: Sendable, Equatable {
 
 /// The one table of error cases: a stable machine-readable code and the HTTP status it is
 /// answered with. The message goes with each answer (some name a field or a wait); the
-/// code is what a client branches on. README "Error codes" lists them; nginx's own error
+/// code is what a client branches on. docs/errors.md lists them; nginx's own error
 /// pages (deploy/nginx.conf) use the same names.
 public enum ErrorCode: String, CaseIterable, Sendable {
     case badRequest = "bad_request"

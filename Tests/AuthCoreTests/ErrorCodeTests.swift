@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// `ErrorCode` is the one table of error cases: every answer renders its code with its
-/// status, and nginx's error pages and the README use the same names.
+/// status, and nginx's error pages and docs/errors.md use the same names.
 @Suite struct ErrorCodeTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -40,10 +40,10 @@ import Testing
         }
     }
 
-    @Test func theReadmeListsEveryCode() throws {
-        let readme = try String(contentsOf: Self.repo.appendingPathComponent("README.md"), encoding: .utf8)
+    @Test func theDocsListEveryCode() throws {
+        let doc = try String(contentsOf: Self.repo.appendingPathComponent("docs/errors.md"), encoding: .utf8)
         for code in ErrorCode.allCases {
-            #expect(readme.contains("| `\(code.rawValue)` | \(code.status) |"), "README misses \(code.rawValue)")
+            #expect(doc.contains("| `\(code.rawValue)` | \(code.status) |"), "docs/errors.md misses \(code.rawValue)")
         }
     }
 }

@@ -64,7 +64,7 @@ struct SentinelTests {
         let next = try stack.rotate(user.tokens.refresh)
         #expect(p.cli(primary, "DBSIZE") != "0\n")
         // Replication is asynchronous: a write not yet on the replica is lost in a
-        // failover (README, "Scaling out"). The test is about following the failover, so
+        // failover (docs/operations.md, "Scaling out"). The test is about following the failover, so
         // it waits until the replica has everything the primary has. (WAIT from another
         // connection would not do: it only waits for that connection's own writes.)
         func offset(_ port: UInt16, _ field: String) -> Int? {
