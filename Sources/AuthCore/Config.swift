@@ -87,6 +87,13 @@ public struct Config: Sendable {
         "ACCESS_TOKEN_SESSION_CHECK", "MAX_SESSIONS_PER_USER",
     ]
 
+    /// The variables whose values are never printed or logged (swift-configuration
+    /// redacts them; `check-config` shows only that they are set).
+    public static let secretVariables = [
+        "ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_PREVIOUS_SECRETS", "REFRESH_TOKEN_PREVIOUS_SECRETS",
+        "REDIS_URL",
+    ]
+
     public static let minimumSecretBytes = 32
 
     /// Validates `env` (variable name to value). `cores` sizes the defaults.

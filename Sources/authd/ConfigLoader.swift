@@ -6,7 +6,7 @@ import SystemPackage
 /// file (the environment wins), then validates them once.
 enum ConfigLoader {
     static func load(envFile: String, cores: Int) async throws -> Config {
-        let secrets = SecretsSpecifier<String, String>.specific(["ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "REDIS_URL"])
+        let secrets = SecretsSpecifier<String, String>.specific(Set(Config.secretVariables))
         let reader = ConfigReader(providers: [
             EnvironmentVariablesProvider(secretsSpecifier: secrets),
             try await EnvironmentVariablesProvider(environmentFilePath: FilePath(envFile), allowMissing: true, secretsSpecifier: secrets),

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import AuthCore
 
@@ -93,5 +94,27 @@ extension ConfigTests {
         #expect(c.previousRefreshSecrets.isEmpty)
         #expect(problem(["ACCESS_TOKEN_PREVIOUS_SECRETS": "short"])?.variable == "ACCESS_TOKEN_PREVIOUS_SECRETS")
         #expect(problem(["REFRESH_TOKEN_PREVIOUS_SECRETS": String(repeating: "a", count: 32)])?.variable == "REFRESH_TOKEN_PREVIOUS_SECRETS")
+    }
+}
+
+/// The variable list, the secrets and the README's configuration table name the same
+/// variables: a setting added in one place and forgotten in another fails here.
+@Suite struct ConfigDeclarationTests {
+    static let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("README.md")
+
+    @Test func theReadmeTableListsExactlyTheVariables() throws {
+        let text = try String(contentsOf: Self.readme, encoding: .utf8)
+        let start = try #require(text.range(of: "\n## Configuration\n"))
+        let end = text.range(of: "\n## ", range: start.upperBound..<text.endIndex)?.lowerBound ?? text.endIndex
+        let rows = text[start.upperBound..<end].split(separator: "\n").filter { $0.hasPrefix("| `") }
+        let documented = rows.compactMap { row in row.dropFirst(3).split(separator: "`").first.map(String.init) }
+        #expect(Set(documented) == Set(Config.variables), "README only: \(Set(documented).subtracting(Config.variables)); code only: \(Set(Config.variables).subtracting(documented))")
+        #expect(documented.count == Set(documented).count, "a variable documented twice")
+    }
+
+    @Test func secretsAreVariables() {
+        #expect(Set(Config.secretVariables).isSubset(of: Config.variables))
+        #expect(Config.variables.count == Set(Config.variables).count)
     }
 }
