@@ -87,7 +87,7 @@ extension AuthService {
         try admitPasswordWork()
         guard let user = try worker.store.user(id: claims.subject) else { throw Self.userGone }
         let throttle = try LoginThrottle(config, username: user.username, address: request.remoteAddress, store: worker.store)
-        do {
+        try throttle.judge(failure: wrong) {
             // A string that breaks the password rules cannot be the password, and bcrypt
             // would cut one over 72 bytes: no hash is computed for it.
             let plausible = (try? Validation.checkedPassword(password)) != nil
@@ -96,12 +96,6 @@ extension AuthService {
                 guard try worker.store.user(id: user.id) != nil else { throw Self.userGone }
                 throw wrong
             }
-            throttle.succeeded()
-        } catch let error as APIError where error == wrong {
-            throw error  // a failure: it stays counted
-        } catch {
-            throttle.withdraw()
-            throw error
         }
     }
 

@@ -10,31 +10,24 @@ extension AuthService {
         // gets the same 429 for a taken and a free name; any other outcome uncounts it.
         let throttle = try LoginThrottle.registration(config, address: request.remoteAddress, store: worker.store)
         let id = UserID(randomID())
-        do {
+        return try throttle.judge(failure: Self.usernameTaken) {
             // The name is reserved before the (slow) hash, so concurrent duplicates get 409 at
             // once, however busy the service is; a reservation left by a crash expires by itself.
             guard try worker.store.reserveUsername(username, for: id, ttl: Self.reservationTTL) else { throw Self.usernameTaken }
-            let response: Response
             do {
                 try admitPasswordWork()
                 let user = UserRecord(id: id, username: username, passwordHash: try timed(worker) { try hasher.hash(password) },
                                       createdAt: clock.now())
                 guard try worker.store.createUser(user) else { throw Self.usernameTaken }
-                response = try startSession(for: user, request, worker, status: 201)
+                let response = try startSession(for: user, request, worker, status: 201)
                 logger.info("user registered", metadata: ["user": "\(user.id)", "request_id": "\(request.requestID)"])
+                return response
             } catch {
                 // A registration that fails leaves nothing (a no-op once the name is not ours): a
                 // retry must not find the name taken, nor a user that no token was issued for.
                 try? worker.store.releaseUsername(username, for: id)
                 throw error
             }
-            throttle.succeeded()
-            return response
-        } catch let error as APIError where error == Self.usernameTaken {
-            throw error  // a failure: it stays counted
-        } catch {
-            throttle.withdraw()
-            throw error
         }
     }
 
@@ -50,19 +43,12 @@ extension AuthService {
         // Busy first: a login refused for load must not touch the failure counters.
         try admitPasswordWork()
         let throttle = try LoginThrottle(config, username: username, address: request.remoteAddress, store: worker.store)
-        do {
+        return try throttle.judge(failure: Self.badCredentials) {
             let user = try worker.store.user(named: username)
             let hash = user?.passwordHash ?? decoyHash
             let matches = try timed(worker) { try hasher.verify(password, against: hash) }
             guard let user, matches else { throw Self.badCredentials }
-            let response = try startSession(for: user, request, worker, status: 200)
-            throttle.succeeded()
-            return response
-        } catch let error as APIError where error == Self.badCredentials {
-            throw error  // a failure: it stays counted
-        } catch {
-            throttle.withdraw()
-            throw error
+            return try startSession(for: user, request, worker, status: 200)
         }
     }
 

@@ -57,6 +57,21 @@ struct LoginThrottle {
         for key in taken { try? store.returnAttempt(key) }
     }
 
+    /// Runs the attempt: `failure` leaves it counted, success is `succeeded()`, any other
+    /// error (store, lane) withdraws it.
+    func judge<T>(failure: APIError, _ attempt: () throws -> T) throws -> T {
+        do {
+            let result = try attempt()
+            succeeded()
+            return result
+        } catch let error as APIError where error == failure {
+            throw error
+        } catch {
+            withdraw()
+            throw error
+        }
+    }
+
     /// The unit an address is counted as: an IPv4 address itself; an IPv6 address its /64,
     /// since one client typically holds a whole /64 (IPv4-mapped IPv6 is IPv4). Anything
     /// else nginx might pass is counted as it is. Nil when there is no address at all.
