@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt"]),
         .target(name: "AuthRedis", dependencies: ["AuthCore", "CHiredis"]),
         .target(name: "AuthFastCGI", dependencies: ["AuthCore", "CFastCGI"]),
+        // Test doubles shared by the test targets (MemoryStore, TestClock); not a product.
+        .target(name: "AuthTesting", dependencies: ["AuthCore"]),
         .executableTarget(
             name: "authd",
             dependencies: [
@@ -39,7 +41,7 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
+        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore", "AuthTesting"]),
         .testTarget(name: "AuthCryptoTests", dependencies: ["AuthCore", "AuthCrypto"]),
         .testTarget(name: "AuthFastCGITests", dependencies: ["AuthFastCGI"]),
         // Starts real redis-server, authd and nginx on loopback; needs the authd binary built.
