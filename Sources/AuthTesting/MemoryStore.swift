@@ -49,6 +49,9 @@ public final class MemoryStore: AuthStore, @unchecked Sendable {
         try check()
         if reserved[username] == id { reserved[username] = nil }
         if users[username]?.id == id { users[username] = nil }
+        // As Redis's `discardUser` does: any session of the user goes with it (a registration
+        // whose answer was lost may have started one).
+        sessions[id.rawValue] = nil
     }
     public func user(named username: String) throws -> UserRecord? { try check(); return users[username] }
     public func user(id: UserID) throws -> UserRecord? { try check(); return user(withID: id) }
