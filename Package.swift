@@ -44,6 +44,9 @@ let package = Package(
         .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore", "AuthTesting"]),
         .testTarget(name: "AuthCryptoTests", dependencies: ["AuthCore", "AuthCrypto"]),
         .testTarget(name: "AuthFastCGITests", dependencies: ["AuthFastCGI"]),
+        // The same test bodies against MemoryStore and RedisStore on a redis-server it starts
+        // on a unix socket (redis-server on PATH).
+        .testTarget(name: "StoreConformanceTests", dependencies: ["AuthCore", "AuthRedis", "AuthTesting"]),
         // Starts real redis-server, authd and nginx on loopback; needs the authd binary built.
         .testTarget(name: "IntegrationTests", dependencies: ["authd"]),
     ]

@@ -12,8 +12,9 @@ public final class TestClock: Clock, @unchecked Sendable {
 }
 
 /// An in-memory AuthStore with the same rotation, cap and order rules as the Redis scripts,
-/// for driving the handlers without sockets. The Redis implementation is tested against a
-/// real server. Expiry follows `clock`. Not thread-safe: one caller at a time.
+/// for driving the handlers without sockets. `StoreConformanceTests` runs the same test
+/// bodies against it and against `RedisStore` on a real redis-server. Expiry follows
+/// `clock`, where Redis's follows real time. Not thread-safe: one caller at a time.
 public final class MemoryStore: AuthStore, @unchecked Sendable {
     public struct Session {
         public var token: RefreshTokenState, prev: String?, rotatedAt: Int64, expires: Int64, createdAt: Int64, meta: SessionMeta
