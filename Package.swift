@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt"]),
         .target(name: "AuthRedis", dependencies: ["AuthCore", "CHiredis"]),
         .target(name: "AuthFastCGI", dependencies: ["AuthCore", "CFastCGI"]),
+        // Test doubles shared by the test targets (MemoryStore, TestClock); not a product.
+        .target(name: "AuthTesting", dependencies: ["AuthCore"]),
         .executableTarget(
             name: "authd",
             dependencies: [
@@ -43,9 +45,12 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore"]),
+        .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore", "AuthTesting"]),
         .testTarget(name: "AuthCryptoTests", dependencies: ["AuthCore", "AuthCrypto"]),
         .testTarget(name: "AuthFastCGITests", dependencies: ["AuthFastCGI"]),
+        // The same test bodies against MemoryStore and RedisStore on a redis-server it starts
+        // on a unix socket (redis-server on PATH).
+        .testTarget(name: "StoreConformanceTests", dependencies: ["AuthCore", "AuthRedis", "AuthTesting"]),
         // Starts real redis-server, authd and nginx on loopback; needs the authd binary built.
         .testTarget(name: "IntegrationTests", dependencies: ["authd"]),
     ]

@@ -2,6 +2,7 @@ import Dispatch
 import Logging
 import Testing
 @testable import AuthCore
+import AuthTesting
 
 /// Drives `AuthService.handle` without sockets: routing, validation, token rules and the
 /// session decisions, against an in-memory store and a controllable clock.
