@@ -44,7 +44,7 @@ public func fuzzParams(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-/// Never 500, never a success that needs Redis, and every error in API.md's shape.
+/// Never 500, never a success that needs Redis, and every error in docs/API.md's shape, its code one of the table's with that status.
 func checkResponse(_ r: Response) {
     check(r.status != 500, "500: \(String(decoding: r.body, as: UTF8.self))")
     check(Response.reason(r.status) != "Status \(r.status)", "status \(r.status) without a reason phrase")
@@ -59,8 +59,9 @@ func checkResponse(_ r: Response) {
         return
     }
     guard case .object(let top)? = try? JSONParser.parse(r.body), top.count == 1,
-          case .object(let error)? = top["error"], error.count == 2,
+          case .object(let error)? = top["error"], error.count == 3,
           case .number(let status)? = error["status"], status == Double(r.status),
+          case .string(let code)? = error["code"], ErrorCode(rawValue: code)?.status == r.status,
           case .string(let message)? = error["message"], !message.isEmpty
     else {
         check(false, "\(r.status) body not in the error shape: \(String(decoding: r.body, as: UTF8.self))")
