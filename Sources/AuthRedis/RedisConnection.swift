@@ -51,7 +51,23 @@ final class RedisConnection {
     /// Sends one command and returns its reply; a Redis error reply is returned, not thrown.
     /// Throws `StoreUnavailable` when Redis cannot be reached or the connection breaks.
     func command(_ args: [String]) throws(StoreUnavailable) -> RedisReply {
-        let ctx = try connected()
+        try exchange(args, on: connected())
+    }
+
+    /// EVALSHA of a script that begins with `Script.deadlineGuard`: the first ARGV is
+    /// the latest moment, on Redis's clock, at which the script may still start, and past
+    /// which it changes nothing and answers an error. Redis runs a command whose client has
+    /// given up (it queued while Redis was stalled): the guard turns that late run into a
+    /// no-op, so our 503 (`REDIS_TIMEOUT` passed) means "not applied". The budget is nine
+    /// tenths of the timeout; the last tenth is for the reply of a script that started just
+    /// in time. (Should that reply be later still, the store undoes the write: `RedisDebts`.)
+    func evalsha(_ sha: String, keys: [String], args: [String]) throws(StoreUnavailable) -> RedisReply {
+        let ctx = try connected()  // first: a new connection reads Redis's clock
+        let deadline = redisClockAtSync + Int64(syncedAt.duration(to: .now).microseconds) + scriptBudgetMicros
+        return try exchange(["EVALSHA", sha, String(keys.count)] + keys + [String(deadline)] + args, on: ctx)
+    }
+
+    private func exchange(_ args: [String], on ctx: UnsafeMutablePointer<redisContext>) throws(StoreUnavailable) -> RedisReply {
         let reply = Self.send(ctx, args)
         guard let reply else {
             let cause = Self.errorText(ctx)
@@ -61,24 +77,10 @@ final class RedisConnection {
         defer { freeReplyObject(reply) }
         let copied = Self.copy(reply.assumingMemoryBound(to: redisReply.self))
         // A primary that became a replica (a failover): connect afresh next time, which
-        // with sentinels finds the new primary.
-        if case .error(let e) = copied, e.hasPrefix("READONLY") { disconnect() }
-        // A script refused as late: Redis stalled, or our deadline erred; measure the clock again.
-        if case .error(let e) = copied, e.hasPrefix("LATE") { disconnect() }
+        // with sentinels finds the new primary. A script refused as late: Redis stalled,
+        // or our deadline erred; the next connection measures the clock again.
+        if case .error(let e) = copied, e.hasPrefix("READONLY") || e.hasPrefix("LATE") { disconnect() }
         return copied
-    }
-
-    /// EVALSHA of a script that begins with `RedisScript.deadlineGuard`: the first ARGV is
-    /// the latest moment, on Redis's clock, at which the script may still start, and past
-    /// which it changes nothing and answers an error. Redis runs a command whose client has
-    /// given up (it queued while Redis was stalled): the guard turns that late run into a
-    /// no-op, so our 503 (`REDIS_TIMEOUT` passed) means "not applied". The budget is nine
-    /// tenths of the timeout; the last tenth is for the reply of a script that started just
-    /// in time. (Should that reply be later still, the store undoes the write: `RedisDebts`.)
-    func evalsha(_ sha: String, keys: [String], args: [String]) throws(StoreUnavailable) -> RedisReply {
-        _ = try connected()
-        let deadline = redisClockAtSync + Int64(syncedAt.duration(to: .now).microseconds) + scriptBudgetMicros
-        return try command(["EVALSHA", sha, String(keys.count)] + keys + [String(deadline)] + args)
     }
 
     /// False after a timeout or a broken connection (until the next command reconnects).
