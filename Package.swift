@@ -30,7 +30,7 @@ let package = Package(
         // Pure Swift: requests, responses, JWT, validation, handlers. Imports no C.
         .target(name: "AuthCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt"]),
-        .target(name: "AuthRedis", dependencies: ["AuthCore", "CHiredis"]),
+        .target(name: "AuthRedis", dependencies: ["AuthCore", "AuthCrypto", "CHiredis"]),
         .target(name: "AuthFastCGI", dependencies: ["AuthCore", "CFastCGI"]),
         // Test doubles shared by the test targets (MemoryStore, TestClock); not a product.
         .target(name: "AuthTesting", dependencies: ["AuthCore"]),

@@ -30,7 +30,7 @@ public enum KeyFactory {
         case .hs256:
             return HMACKey(secret: secret, kid: kid)
         case .edDSA:
-            var seed = sha256(secret)
+            var seed = Digest.sha256(secret)
             defer { seed.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
             return try Ed25519Key(seed: seed, kid: kid)
         }
@@ -50,20 +50,6 @@ public enum KeyFactory {
         var input = Array("authd-kid:\(purpose):\(algorithm.rawValue):".utf8)
         input.append(contentsOf: secret)
         defer { input.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
-        return Base64URL.encode(sha256(input).prefix(9))
-    }
-
-    /// SHA-256 of `bytes` (32 bytes).
-    public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
-            var length: UInt32 = 0
-            let rc = bytes.withUnsafeBytes { raw in
-                raw.withNonNullBytes { data, n in EVP_Digest(data, n, out.baseAddress, &length, EVP_sha256(), nil) }
-            }
-            // EVP_Digest can only fail on allocation failure, where Swift traps anyway;
-            // a throwing signature would burden every caller for nothing.
-            precondition(rc == 1 && length == 32, "EVP_Digest(SHA-256) failed")
-            count = 32
-        }
+        return Base64URL.encode(Digest.sha256(input).prefix(9))
     }
 }

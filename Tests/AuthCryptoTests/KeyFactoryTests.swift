@@ -8,8 +8,14 @@ struct KeyFactoryTests {
 
     @Test("SHA-256 of published inputs (FIPS 180-2 examples)")
     func sha256() {
-        #expect(KeyFactory.sha256([]) == hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))
-        #expect(KeyFactory.sha256(Array("abc".utf8)) == hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+        #expect(Digest.sha256([]) == hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))
+        #expect(Digest.sha256(Array("abc".utf8)) == hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+    }
+
+    @Test("SHA-1 hex of published inputs (FIPS 180-2 examples), as Redis names scripts")
+    func sha1() {
+        #expect(Digest.sha1Hex("") == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(Digest.sha1Hex("abc") == "a9993e364706816aba3e25717850c26c9cd0d89d")
     }
 
     @Test("the same inputs give the same 12-character kid", arguments: JWTAlgorithm.allCases)
@@ -26,7 +32,7 @@ struct KeyFactoryTests {
     @Test("kid matches the documented rule")
     func kidRule() throws {
         let key = try KeyFactory.makeKey(algorithm: .hs256, secret: Self.secret, for: .refresh)
-        let digest = KeyFactory.sha256(Array("authd-kid:refresh:HS256:".utf8) + Self.secret)
+        let digest = Digest.sha256(Array("authd-kid:refresh:HS256:".utf8) + Self.secret)
         #expect(key.kid == Base64URL.encode(digest.prefix(9)))
         #expect(!key.kid.contains("secret"))
     }
@@ -53,7 +59,7 @@ struct KeyFactoryTests {
     @Test("EdDSA uses SHA-256(secret) as the seed")
     func edDSARule() throws {
         let key = try KeyFactory.makeKey(algorithm: .edDSA, secret: Self.secret, for: .access)
-        let direct = try Ed25519Key(seed: KeyFactory.sha256(Self.secret), kid: key.kid)
+        let direct = try Ed25519Key(seed: Digest.sha256(Self.secret), kid: key.kid)
         #expect(try key.sign("x") == direct.sign("x"))
         let jwk = try #require(key.publicJWK)
         #expect(jwk.first { $0.0 == "kid" }?.1 == key.kid)
