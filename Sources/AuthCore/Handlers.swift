@@ -55,7 +55,8 @@ extension AuthService {
     static let badCredentials = APIError(.invalidCredentials, "Username/password not valid")
 
     /// POST /auth/refresh-token: trades the session's current refresh token for a new pair.
-    /// A superseded token is a replay and ends its session (docs/API.md, Sessions).
+    /// A superseded token is a replay and ends its session (docs/API.md, Sessions). The
+    /// store's side, on Redis: `Scripts.Rotate` in AuthRedis/RedisStore+Refresh.swift.
     func refreshToken(_ request: Request, _ worker: Worker) throws -> Response {
         let claims = try verifiedRefreshToken(request)
         let now = clock.now()
