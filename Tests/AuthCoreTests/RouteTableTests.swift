@@ -1,4 +1,5 @@
 @testable import AuthCore
+import Foundation
 import Testing
 
 /// `Endpoint.route` is the one route table: every row routes to itself, and the answers
@@ -26,5 +27,23 @@ import Testing
         for path in ["/auth", "/auth/", "/auth/sessions/", "/AUTH/LOGIN", "/auth/login/", ""] {
             #expect(AuthService.route(path, "POST") == .unknownPath, "\(path)")
         }
+    }
+
+    /// docs/openapi.yaml documents exactly the table's rows (GET ones with HEAD too): its
+    /// `paths:` entries are read line by line (two-space path keys, four-space method keys).
+    @Test func openAPIDocumentsExactlyTheTable() throws {
+        let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/openapi.yaml")
+        var documented: [String] = [], path = ""
+        for line in try String(contentsOf: spec, encoding: .utf8).split(separator: "\n") {
+            if line.hasPrefix("  /"), line.hasSuffix(":") { path = String(line.dropFirst(2).dropLast()) }
+            let methods = ["get", "head", "post", "put", "patch", "delete", "options"]
+            if !path.isEmpty, let m = methods.first(where: { line == "    \($0):" }) { documented.append("\(m.uppercased()) \(path)") }
+            if !line.hasPrefix(" ") && !line.hasPrefix("paths:") { path = "" }
+        }
+        let table = Endpoint.allCases.flatMap { e in
+            e.route.method == "GET" ? ["GET \(e.route.path)", "HEAD \(e.route.path)"] : ["\(e.route.method) \(e.route.path)"]
+        }
+        #expect(documented.sorted() == table.sorted())
     }
 }
