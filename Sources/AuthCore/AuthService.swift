@@ -112,7 +112,7 @@ public final class AuthService: Sendable {
         var allow: [String] = []
         for endpoint in Endpoint.allCases where endpoint.matches(path) {
             let allowed = endpoint.route.method
-            if method == allowed || (allowed == "GET" && method == "HEAD") { return .found(endpoint) }
+            if method == allowed || allowed == "ANY" || (allowed == "GET" && method == "HEAD") { return .found(endpoint) }
             allow.append(allowed == "GET" ? "GET, HEAD" : allowed)
         }
         return allow.isEmpty ? .unknownPath : .wrongMethod(allow: allow.joined(separator: ", "))
@@ -135,12 +135,13 @@ public final class AuthService: Sendable {
 /// What a request is routed to; also the row its metrics are counted in.
 enum Endpoint: Int, CaseIterable, Sendable {
     case home, register, login, refreshToken, logout, logoutAll, me, sessions, endSession, changePassword, deleteAccount
-    case healthz, readyz, jwks, metrics
+    case verify, healthz, readyz, jwks, metrics
 
     typealias Handler = (AuthService, Request, Worker) throws -> Response
 
-    /// The route table, one row per endpoint: its method, its path (also the `route` label
-    /// of its metrics; `{id}` stands for one non-empty path segment), its handler.
+    /// The route table, one row per endpoint: its method (`ANY`: every method), its path
+    /// (also the `route` label of its metrics; `{id}` stands for one non-empty path
+    /// segment), its handler.
     /// Routing, `Allow` headers, 404/405 and the metrics all read it.
     var route: (method: String, path: String, handler: Handler) {
         switch self {
@@ -155,6 +156,7 @@ enum Endpoint: Int, CaseIterable, Sendable {
         case .endSession: ("DELETE", "/auth/sessions/{id}", { try $0.endSession($1, $2) })
         case .changePassword: ("POST", "/auth/password", { try $0.changePassword($1, $2) })
         case .deleteAccount: ("DELETE", "/auth/account", { try $0.deleteAccount($1, $2) })
+        case .verify: ("ANY", "/auth/verify", { try $0.verify($1, $2) })
         case .healthz: ("GET", "/healthz", { _, _, _ in Response.json(200) { $0.field("status", "ok") } })
         case .readyz: ("GET", "/readyz", { service, _, worker in try service.readyz(worker) })
         case .jwks: ("GET", "/.well-known/jwks.json", { service, _, _ in Response(status: 200, body: service.jwksBody) })

@@ -7,6 +7,8 @@ public struct Request: Sendable {
     public var query: String
     public var contentType: String?
     public var authorization: String?
+    /// What nginx's configuration asks of the token at GET /auth/verify.
+    public var gateway: GatewayParams
     public var userAgent: String
     /// Client address as nginx passes it (`REMOTE_ADDR`).
     public var remoteAddress: String
@@ -15,12 +17,14 @@ public struct Request: Sendable {
     public var body: [UInt8]
 
     public init(method: String, path: String, query: String = "", contentType: String? = nil, authorization: String? = nil,
-                userAgent: String = "", remoteAddress: String = "", requestID: String = "", body: [UInt8] = []) {
+                gateway: GatewayParams = GatewayParams(), userAgent: String = "", remoteAddress: String = "",
+                requestID: String = "", body: [UInt8] = []) {
         self.method = method
         self.path = path
         self.query = query
         self.contentType = contentType
         self.authorization = authorization
+        self.gateway = gateway
         self.userAgent = userAgent
         self.remoteAddress = remoteAddress
         self.requestID = requestID
@@ -113,6 +117,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case refreshTokenExpired = "refresh_token_expired"
     case refreshTokenReused = "refresh_token_reused"
     case refreshTokenRevoked = "refresh_token_revoked"
+    case roleRequired = "role_required"
     case notFound = "not_found"
     case sessionNotFound = "session_not_found"
     case methodNotAllowed = "method_not_allowed"
@@ -122,6 +127,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case validationFailed = "validation_failed"
     case tooManyAttempts = "too_many_attempts"
     case internalError = "internal_error"
+    case gatewayMisconfigured = "gateway_misconfigured"
     case storeUnavailable = "store_unavailable"
     case busy = "busy"
     // Answered by nginx itself (deploy/nginx.conf's error pages), before or instead of authd.
@@ -146,7 +152,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .badRequest, .malformedJSON, .invalidCredentialsFormat, .missingField, .wrongFieldType, .contentLengthMismatch,
              .invalidQuery, .headerTooLarge, .badClientCertificate, .clientCertificateRequired, .plainHTTPOnHTTPSPort: 400
         case .tokenMissing, .tokenExpired, .tokenInvalid, .sessionEnded, .userGone, .invalidCredentials, .invalidPassword: 401
-        case .refreshTokenInvalid, .refreshTokenExpired, .refreshTokenReused, .refreshTokenRevoked, .forbidden: 403
+        case .refreshTokenInvalid, .refreshTokenExpired, .refreshTokenReused, .refreshTokenRevoked, .roleRequired, .forbidden: 403
         case .notFound, .sessionNotFound: 404
         case .methodNotAllowed: 405
         case .requestTimeout: 408
@@ -158,7 +164,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
         case .validationFailed: 422
         case .httpsRequired: 426
         case .tooManyAttempts, .rateLimited: 429
-        case .internalError: 500
+        case .internalError, .gatewayMisconfigured: 500
         case .notImplemented: 501
         case .upstreamUnavailable: 502
         case .storeUnavailable, .busy, .unavailable: 503

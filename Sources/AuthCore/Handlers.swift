@@ -66,10 +66,10 @@ extension AuthService {
             ttl: sessionTTL(next, now: now), grace: config.reuseGrace,
             meta: sessionMeta(request), now: now)
         switch outcome {
-        case .rotated:
-            return try tokenPair(user: claims.subject, session: claims.session, refresh: next, status: 200)
-        case .retry(let current):
-            return try tokenPair(user: claims.subject, session: claims.session, refresh: current, status: 200)
+        case .rotated(let username):
+            return try tokenPair(user: claims.subject, username: username, session: claims.session, refresh: next, status: 200)
+        case .retry(let current, let username):
+            return try tokenPair(user: claims.subject, username: username, session: claims.session, refresh: current, status: 200)
         case .replayed:
             worker.metrics.count(.refreshReplays)
             logger.warning("refresh token replayed; session ended",
@@ -164,7 +164,7 @@ extension AuthService {
         case .started:
             break
         }
-        return try tokenPair(user: user.id, session: session, refresh: token, status: status)
+        return try tokenPair(user: user.id, username: user.username, session: session, refresh: token, status: status)
     }
 
     /// What a session keeps of its client. The User-Agent is cut to at most 256 bytes,
@@ -191,11 +191,11 @@ extension AuthService {
 
     /// `{"accessToken","refreshToken"}` with `Cache-Control: no-store`. The refresh token is
     /// rebuilt from its stored state, so a retry re-issues the same bytes.
-    func tokenPair(user: UserID, session: SessionID, refresh token: RefreshTokenState, status: Int) throws -> Response {
+    func tokenPair(user: UserID, username: String, session: SessionID, refresh token: RefreshTokenState, status: Int) throws -> Response {
         let now = clock.now()
         let accessToken = try access.sign(Claims(
             issuer: config.issuer, subject: user, audience: user.rawValue, issuedAt: now,
-            expiresAt: now + config.accessTTL, id: randomID(), session: session))
+            expiresAt: now + config.accessTTL, id: randomID(), session: session, username: username))
         let refreshToken = try refresh.sign(Claims(
             issuer: config.issuer, subject: user, audience: user.rawValue, issuedAt: token.issuedAt,
             expiresAt: token.expiresAt, id: token.jti, session: session))

@@ -14,9 +14,13 @@ public struct Claims: Equatable, Sendable {
     public var notBefore: Int64?
     public var id: String
     public var session: SessionID
+    /// `preferred_username` (OpenID Connect's name for it), in access tokens: so that
+    /// GET /auth/verify names the user without asking the store. Nil in refresh tokens
+    /// and in access tokens issued before it was added.
+    public var username: String?
 
     public init(issuer: String, subject: UserID, audience: String, issuedAt: Int64, expiresAt: Int64,
-                notBefore: Int64? = nil, id: String, session: SessionID) {
+                notBefore: Int64? = nil, id: String, session: SessionID, username: String? = nil) {
         self.issuer = issuer
         self.subject = subject
         self.audience = audience
@@ -25,6 +29,7 @@ public struct Claims: Equatable, Sendable {
         self.notBefore = notBefore
         self.id = id
         self.session = session
+        self.username = username
     }
 }
 
@@ -106,6 +111,7 @@ public struct TokenCodec: Sendable {
         w.field("exp", claims.expiresAt)
         w.field("jti", claims.id)
         w.field("sid", claims.session.rawValue)
+        if let username = claims.username { w.field("preferred_username", username) }
         w.endObject()
         var input = Array(signingHeader.utf8)
         input.append(UInt8(ascii: "."))
@@ -183,8 +189,13 @@ enum ClaimsReader {
             guard let n = seconds(raw) else { throw .malformed("nbf") }
             nbf = n
         }
+        var username: String?
+        if let raw = p["preferred_username"] {
+            guard case .string(let name) = raw else { throw .malformed("preferred_username") }
+            username = name
+        }
         return Claims(issuer: iss, subject: UserID(sub), audience: aud, issuedAt: iat, expiresAt: exp,
-                      notBefore: nbf, id: jti, session: SessionID(sid))
+                      notBefore: nbf, id: jti, session: SessionID(sid), username: username)
     }
 
     /// A NumericDate as whole seconds; nil for anything else.
@@ -198,17 +209,24 @@ enum ClaimsReader {
     /// returns nil and takes the general parser, so both paths accept the same tokens.
     static func flat(_ p: [UInt8]) -> Claims? {
         // Locals rather than arrays: nothing allocated but the claim strings themselves.
-        var iss: String?, sub: String?, aud: String?, jti: String?, sid: String?
+        var iss: String?, sub: String?, aud: String?, jti: String?, sid: String?, username: String?
         var iat: Int64?, exp: Int64?, nbf: Int64?
         var i = 0
         let n = p.count
         guard n > 2, p[0] == UInt8(ascii: "{"), p[n - 1] == UInt8(ascii: "}") else { return nil }
         i = 1
         while true {
-            // "xyz":
-            guard i + 6 < n, p[i] == UInt8(ascii: "\""), p[i + 4] == UInt8(ascii: "\""), p[i + 5] == UInt8(ascii: ":") else { return nil }
-            let name = (p[i + 1], p[i + 2], p[i + 3])
-            i += 6
+            // "xyz": (the registered claims), or "preferred_username": as a name of its own.
+            let long = Self.preferredUsername.count
+            let name: (UInt8, UInt8, UInt8)
+            if i + long < n, p[i + 1] == UInt8(ascii: "p"), p[i..<(i + long)].elementsEqual(Self.preferredUsername) {
+                name = (0, 0, 0)
+                i += long
+            } else {
+                guard i + 6 < n, p[i] == UInt8(ascii: "\""), p[i + 4] == UInt8(ascii: "\""), p[i + 5] == UInt8(ascii: ":") else { return nil }
+                name = (p[i + 1], p[i + 2], p[i + 3])
+                i += 6
+            }
             if p[i] == UInt8(ascii: "\"") {
                 let start = i + 1
                 var j = start
@@ -228,6 +246,7 @@ enum ClaimsReader {
                 case (0x61, 0x75, 0x64): fresh = set(&aud)
                 case (0x6A, 0x74, 0x69): fresh = set(&jti)
                 case (0x73, 0x69, 0x64): fresh = set(&sid)
+                case (0, 0, 0): fresh = set(&username)
                 default: return nil
                 }
                 guard fresh else { return nil }
@@ -258,6 +277,8 @@ enum ClaimsReader {
         }
         guard let iss, let sub, let aud, let jti, let sid, let iat, let exp else { return nil }
         return Claims(issuer: iss, subject: UserID(sub), audience: aud, issuedAt: iat, expiresAt: exp,
-                      notBefore: nbf, id: jti, session: SessionID(sid))
+                      notBefore: nbf, id: jti, session: SessionID(sid), username: username)
     }
+
+    static let preferredUsername = Array(#""preferred_username":"#.utf8)
 }

@@ -160,13 +160,14 @@ public enum SessionStart: Equatable, Sendable {
     case started(evicted: Int)
 }
 
-/// The result of presenting a refresh token for rotation.
+/// The result of presenting a refresh token for rotation. The two that answer with tokens
+/// carry the user's name, read in the same step, for the new access token.
 public enum RotationOutcome: Equatable, Sendable {
     /// The token was the session's current one and has been replaced.
-    case rotated
+    case rotated(username: String)
     /// The token is the immediate parent of the current one, presented again within the
     /// retry grace window: answer with the current token (re-issued).
-    case retry(current: RefreshTokenState)
+    case retry(current: RefreshTokenState, username: String)
     /// A superseded token was presented: the session has been ended.
     case replayed
     /// The session does not exist (logged out, expired, or ended by a replay).

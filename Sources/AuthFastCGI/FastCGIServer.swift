@@ -11,6 +11,7 @@ import Synchronization
 public struct FastCGIParams {
     var method, documentURI, requestURI, queryString, contentLength, contentType: String?
     var authorization, userAgent, remoteAddress, requestID: String?
+    var requireRole, requireSessionCheck: String?
 
     /// Reads a NULL-terminated array of `"NAME=value"` C strings (libfcgi's `envp`).
     public init(envp: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
@@ -34,6 +35,8 @@ public struct FastCGIParams {
             case (15, 0x48) where named("HTTP_USER_AGENT"): userAgent = userAgent ?? value()
             case (11, 0x52) where named("REMOTE_ADDR"): remoteAddress = remoteAddress ?? value()
             case (10, 0x52) where named("REQUEST_ID"): requestID = requestID ?? value()
+            case (18, 0x41) where named("AUTHD_REQUIRE_ROLE"): requireRole = requireRole ?? value()
+            case (27, 0x41) where named("AUTHD_REQUIRE_SESSION_CHECK"): requireSessionCheck = requireSessionCheck ?? value()
             default: break
             }
         }
@@ -48,7 +51,8 @@ public struct FastCGIParams {
             method: method ?? "GET",
             path: documentURI ?? requestURI.map { String($0.prefix { $0 != "?" }) } ?? "/",
             query: queryString ?? requestURI.flatMap { uri in uri.firstIndex(of: "?").map { String(uri[uri.index(after: $0)...]) } } ?? "",
-            contentType: contentType, authorization: authorization, userAgent: userAgent ?? "",
+            contentType: contentType, authorization: authorization,
+            gateway: GatewayParams(requireRole: requireRole, requireSessionCheck: requireSessionCheck), userAgent: userAgent ?? "",
             remoteAddress: remoteAddress ?? "", requestID: requestID ?? "", body: body)
     }
 }

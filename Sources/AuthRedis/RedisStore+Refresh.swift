@@ -6,6 +6,7 @@ import AuthCore
 //
 //   the presented jti is the session's current one  -> the new token becomes current  (.rotated)
 //   it is the one just replaced, within REUSE_GRACE -> the current token, to re-issue (.retry)
+//   (both with the user's name, for the access token's preferred_username)
 //   it is any other (an older, replayed token)      -> the session is ended           (.replayed)
 //   there is no such session                        -> nothing                        (.unknownSession)
 //
@@ -27,7 +28,7 @@ extension Scripts {
         var session: SessionID, user: UserID, presented: String, next: RefreshTokenState
         var ttl: Int64, now: Int64, grace: Int64, meta: SessionMeta
         static let lua = LuaScript(
-            "rotate", keys: ["session", "index"],
+            "rotate", keys: ["session", "index", "user"],
             arguments: ["sid", "presented", "jti", "iat", "exp", "ttl", "now", "grace", "ua", "ip", "prefix"],
             sessionIndex: true, body: """
             local current, prev, rotated, current_iat, current_exp, created, used =
@@ -41,16 +42,16 @@ extension Scripts {
               redis.call('ZREM', index, member(used, created, sid))
               redis.call('ZADD', index, 0, member(now, created, sid))
               if redis.call('TTL', index) < tonumber(ttl) then redis.call('EXPIRE', index, ttl) end
-              return {1}
+              return {1, redis.call('HGET', user, 'username') or ''}
             end
             if tonumber(grace) > 0 and prev == presented and tonumber(now) - tonumber(rotated) <= tonumber(grace) then
-              return {2, current, current_iat, current_exp}
+              return {2, current, current_iat, current_exp, redis.call('HGET', user, 'username') or ''}
             end
             redis.call('DEL', session)
             redis.call('ZREM', index, member(used, created, sid))
             return {3}
             """)
-        var keys: [RedisKey] { [.session(session, of: user), .sessions(user)] }
+        var keys: [RedisKey] { [.session(session, of: user), .sessions(user), .user(user)] }
         var arguments: [String] {
             [session.rawValue, presented, next.jti, String(next.issuedAt), String(next.expiresAt), String(ttl),
              String(now), String(grace), meta.userAgent, meta.address, RedisKey.sessionPrefix(user)]
@@ -59,13 +60,14 @@ extension Scripts {
             guard case .array(let r) = reply, case .integer(let code)? = r.first else { throw UnexpectedReply() }
             switch code {
             case 0: return .unknownSession
-            case 1: return .rotated
             case 3: return .replayed
+            case 1:
+                guard r.count == 2, let username = r[1].text else { throw UnexpectedReply() }
+                return .rotated(username: username)
             case 2:
-                guard r.count == 4, let jti = r[1].text, let iat = r[2].number, let exp = r[3].number else {
-                    throw UnexpectedReply()
-                }
-                return .retry(current: RefreshTokenState(jti: jti, issuedAt: iat, expiresAt: exp))
+                guard r.count == 5, let jti = r[1].text, let iat = r[2].number, let exp = r[3].number,
+                      let username = r[4].text else { throw UnexpectedReply() }
+                return .retry(current: RefreshTokenState(jti: jti, issuedAt: iat, expiresAt: exp), username: username)
             default: throw UnexpectedReply()
             }
         }

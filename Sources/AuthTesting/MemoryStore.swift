@@ -91,9 +91,11 @@ public final class MemoryStore: AuthStore, @unchecked Sendable {
             s.expires = now + ttl
             s.meta = meta
             sessions[user.rawValue]![session.rawValue] = s
-            return .rotated
+            return .rotated(username: self.user(withID: user)?.username ?? "")
         }
-        if grace > 0, s.prev == jti, now - s.rotatedAt <= grace { return .retry(current: s.token) }
+        if grace > 0, s.prev == jti, now - s.rotatedAt <= grace {
+            return .retry(current: s.token, username: self.user(withID: user)?.username ?? "")
+        }
         sessions[user.rawValue]![session.rawValue] = nil
         return .replayed
     }

@@ -130,17 +130,24 @@ extension String {
               case .string(let jti)? = p["jti"], case .string(let sid)? = p["sid"],
               let iat = ClaimsReader.seconds(p["iat"]), let exp = ClaimsReader.seconds(p["exp"]) else { return nil }
         let nbf = p["nbf"].flatMap { ClaimsReader.seconds($0) }
+        var username: String?
+        switch p["preferred_username"] {
+        case nil: break
+        case .string(let name)?: username = name
+        default: return nil
+        }
         return Claims(issuer: iss, subject: UserID(sub), audience: aud, issuedAt: iat, expiresAt: exp, notBefore: nbf,
-                      id: jti, session: SessionID(sid))
+                      id: jti, session: SessionID(sid), username: username)
     }
 
     static let base = #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}"#
 
     @Test func takesWhatTheServiceWrites() throws {
         let codec = TokenCodec(kind: .access, keys: KeyRing(signing: ChecksumKey(kid: "k", secret: 1)), issuer: "authd", leeway: 0)
-        for nbf in [nil, Int64(1500)] {
+        for (nbf, username) in [(nil, nil), (Int64(1500), nil), (nil, "alice.b-c_9"), (Int64(7), "bob")] as [(Int64?, String?)] {
             let claims = Claims(issuer: "authd", subject: UserID("Xy-_09"), audience: "Xy-_09", issuedAt: 1_795_000_000,
-                                expiresAt: 1_826_536_000, notBefore: nbf, id: "jti-value", session: SessionID("sid_value"))
+                                expiresAt: 1_826_536_000, notBefore: nbf, id: "jti-value", session: SessionID("sid_value"),
+                                username: username)
             let token = try codec.sign(claims)
             let payload = Base64URL.decode(String(token.split(separator: ".")[1]))!
             #expect(ClaimsReader.flat(payload) == claims)
@@ -166,6 +173,13 @@ extension String {
         #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1",}"#,
         #"{"iss":"authd","sub":"u1","aud":"u1","iat":-0,"exp":2000,"jti":"j1","sid":"s1"}"#,
         #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"exp":3000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1","preferred_username":"al"}"#,
+        #"{"preferred_username":"al","iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1","preferred_username":7}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1","preferred_username":"a","preferred_username":"b"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1","preferred_username":"\u00e9"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1","preferred_usernam":"a"}"#,
+        #"{"iss":"authd","sub":"u1","aud":"u1","iat":1000,"exp":2000,"jti":"j1","sid":"s1","preferred_username":}"#,
     ])
     func neverDisagreesWithTheGeneralParser(_ text: String) throws {
         let payload = Array(text.utf8)

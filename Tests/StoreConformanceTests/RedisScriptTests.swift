@@ -20,7 +20,7 @@ struct RedisScriptTests {
     func namedLocals() {
         let source = Scripts.Rotate.lua.source
         #expect(source.hasPrefix(LuaScript.deadlineGuard))
-        #expect(source.contains("local session, index = KEYS[1], KEYS[2]\n"))
+        #expect(source.contains("local session, index, user = KEYS[1], KEYS[2], KEYS[3]\n"))
         #expect(source.contains("local sid, presented, jti, iat, exp, ttl, now, grace, ua, ip, prefix = ARGV[1], ARGV[2], "))
         #expect(source.contains("local function upgrade("))
         #expect(!Scripts.TakeAttempt.lua.source.contains("local function upgrade("))

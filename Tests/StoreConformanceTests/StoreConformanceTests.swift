@@ -174,11 +174,11 @@ func fresh(_ prefix: String) -> String {
         let f = try Fixture(kind)
         let user = try f.newUser()
         try f.start("s1", of: user)
-        #expect(try f.rotate("s1", of: user, presented: "s1-0", next: "s1-1", at: 5) == .rotated)
+        #expect(try f.rotate("s1", of: user, presented: "s1-0", next: "s1-1", at: 5) == .rotated(username: user.username))
         // The parent again within the grace window: the current token, untouched.
         #expect(try f.rotate("s1", of: user, presented: "s1-0", next: "s1-x", at: 15, grace: 10)
-                == .retry(current: f.token("s1-1", at: f.now + 5)))
-        #expect(try f.rotate("s1", of: user, presented: "s1-1", next: "s1-2", at: 20) == .rotated)
+                == .retry(current: f.token("s1-1", at: f.now + 5), username: user.username))
+        #expect(try f.rotate("s1", of: user, presented: "s1-1", next: "s1-2", at: 20) == .rotated(username: user.username))
         // The parent after the window is a replay: the session ends.
         #expect(try f.rotate("s1", of: user, presented: "s1-1", next: "s1-y", at: 31, grace: 10) == .replayed)
         #expect(try !f.exists("s1", of: user))
@@ -193,10 +193,10 @@ func fresh(_ prefix: String) -> String {
         let user = try f.newUser()
         try f.start("s1", of: user)
         try f.start("s2", of: user)
-        #expect(try f.rotate("s1", of: user, presented: "s1-0", next: "s1-1", at: 1) == .rotated)
-        #expect(try f.rotate("s1", of: user, presented: "s1-1", next: "s1-2", at: 2) == .rotated)
+        #expect(try f.rotate("s1", of: user, presented: "s1-0", next: "s1-1", at: 1) == .rotated(username: user.username))
+        #expect(try f.rotate("s1", of: user, presented: "s1-1", next: "s1-2", at: 2) == .rotated(username: user.username))
         #expect(try f.rotate("s1", of: user, presented: "s1-0", next: "s1-x", at: 3) == .replayed)  // a grandparent
-        #expect(try f.rotate("s2", of: user, presented: "s2-0", next: "s2-1", at: 1) == .rotated)
+        #expect(try f.rotate("s2", of: user, presented: "s2-0", next: "s2-1", at: 1) == .rotated(username: user.username))
         #expect(try f.rotate("s2", of: user, presented: "s2-0", next: "s2-x", at: 1, grace: 0) == .replayed)
         #expect(try f.listed(user).isEmpty)
     }
@@ -230,7 +230,7 @@ func fresh(_ prefix: String) -> String {
         try f.start("c", of: user, at: 1)
         try f.start("d", of: user, at: 2)
         try f.start("e", of: user, at: 3)
-        #expect(try f.rotate("b", of: user, presented: "b-0", next: "b-1", at: 4) == .rotated)
+        #expect(try f.rotate("b", of: user, presented: "b-0", next: "b-1", at: 4) == .rotated(username: user.username))
         // lastUsedAt descending, then createdAt descending, then id ascending.
         let order = ["b", "e", "d", "c", "a"]
         let all = try f.store.sessions(of: user.id, after: nil, limit: 10)
@@ -260,7 +260,7 @@ func fresh(_ prefix: String) -> String {
         #expect(try f.start("s1", of: user, at: 0, cap: 3) == .started(evicted: 0))
         #expect(try f.start("s2", of: user, at: 1, cap: 3) == .started(evicted: 0))
         #expect(try f.start("s3", of: user, at: 2, cap: 3) == .started(evicted: 0))
-        #expect(try f.rotate("s1", of: user, presented: "s1-0", next: "s1-1", at: 3) == .rotated)
+        #expect(try f.rotate("s1", of: user, presented: "s1-0", next: "s1-1", at: 3) == .rotated(username: user.username))
         #expect(try f.start("s4", of: user, at: 4, cap: 3) == .started(evicted: 1))
         #expect(try f.listed(user) == ["s4", "s1", "s3"])
         #expect(try !f.exists("s2", of: user))
@@ -287,7 +287,7 @@ func fresh(_ prefix: String) -> String {
         #expect(try !f.store.changePassword(of: user.id, from: "old", to: "newer", keeping: SessionID("s2")))
         #expect(try !f.store.changePassword(of: UserID(fresh("u")), from: "old", to: "new", keeping: SessionID("s2")))
         // The kept session rotates on.
-        #expect(try f.rotate("s2", of: user, presented: "s2-0", next: "s2-1", at: 9) == .rotated)
+        #expect(try f.rotate("s2", of: user, presented: "s2-0", next: "s2-1", at: 9) == .rotated(username: user.username))
     }
 
     @Test(arguments: StoreKind.allCases)

@@ -86,9 +86,11 @@ func expectedClaims(_ payload: [UInt8], _ codec: TokenCodec) -> Claims? {
     else { return nil }
     let nbf = seconds("nbf")
     if p["nbf"] != nil && nbf == nil { return nil }
+    let username = string("preferred_username")
+    if p["preferred_username"] != nil && username == nil { return nil }
     guard Harness.now < exp + codec.leeway, Harness.now + codec.leeway >= nbf ?? .min, iss == codec.issuer else { return nil }
     return Claims(issuer: iss, subject: UserID(sub), audience: aud, issuedAt: iat, expiresAt: exp,
-                  notBefore: nbf, id: jti, session: SessionID(sid))
+                  notBefore: nbf, id: jti, session: SessionID(sid), username: username)
 }
 
 /// A token that verified: its header follows the rules, re-signing its signing input with
