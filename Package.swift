@@ -26,10 +26,12 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CXCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
+        // Per-thread priority (the password lane's threads): libc only, nothing to link.
+        .systemLibrary(name: "CThreads"),
 
         // Pure Swift: requests, responses, JWT, validation, handlers. Imports no C.
         .target(name: "AuthCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
-        .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt"]),
+        .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt", "CThreads"]),
         .target(name: "AuthRedis", dependencies: ["AuthCore", "CHiredis"]),
         .target(name: "AuthFastCGI", dependencies: ["AuthCore", "CFastCGI"]),
         // Test doubles shared by the test targets (MemoryStore, TestClock); not a product.
