@@ -26,18 +26,22 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CXCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
+        // Per-thread priority (the password lane's threads): libc only, nothing to link.
+        .systemLibrary(name: "CThreads"),
 
         // Pure Swift: requests, responses, JWT, validation, handlers. Imports no C.
         .target(name: "AuthCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
-        .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt"]),
+        .target(name: "AuthCrypto", dependencies: ["AuthCore", "CLibCrypto", "CXCrypt", "CThreads"]),
         .target(name: "AuthRedis", dependencies: ["AuthCore", "AuthCrypto", "CHiredis"]),
-        .target(name: "AuthFastCGI", dependencies: ["AuthCore", "CFastCGI"]),
+        // System calls through one layer: EINTR retried, errno turned into a SystemError.
+        .target(name: "AuthSystem"),
+        .target(name: "AuthFastCGI", dependencies: ["AuthCore", "AuthSystem", "CFastCGI"]),
         // Test doubles shared by the test targets (MemoryStore, TestClock); not a product.
         .target(name: "AuthTesting", dependencies: ["AuthCore"]),
         .executableTarget(
             name: "authd",
             dependencies: [
-                "AuthCore", "AuthCrypto", "AuthRedis", "AuthFastCGI",
+                "AuthCore", "AuthCrypto", "AuthRedis", "AuthFastCGI", "AuthSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -47,7 +51,8 @@ let package = Package(
 
         .testTarget(name: "AuthCoreTests", dependencies: ["AuthCore", "AuthTesting"]),
         .testTarget(name: "AuthCryptoTests", dependencies: ["AuthCore", "AuthCrypto"]),
-        .testTarget(name: "AuthFastCGITests", dependencies: ["AuthFastCGI"]),
+        .testTarget(name: "AuthSystemTests", dependencies: ["AuthSystem"]),
+        .testTarget(name: "AuthFastCGITests", dependencies: ["AuthFastCGI", "AuthCore", "AuthSystem", "AuthTesting"]),
         // The same test bodies against MemoryStore and RedisStore on a redis-server it starts
         // on a unix socket (redis-server on PATH).
         .testTarget(name: "StoreConformanceTests", dependencies: ["AuthCore", "AuthRedis", "AuthTesting"]),

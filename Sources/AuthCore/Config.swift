@@ -77,140 +77,63 @@ public struct Config: Sendable {
     /// used session, so that what one user's sessions cost (the list, every login) is bounded.
     public var maxSessionsPerUser: Int
 
-    /// Every variable the service reads, for the environment/.env readers.
-    public static let variables = [
-        "ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_PREVIOUS_SECRETS",
-        "REFRESH_TOKEN_PREVIOUS_SECRETS", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
-        "JWT_ISSUER", "JWT_ALG", "JWT_LEEWAY", "BCRYPT_COST", "BCRYPT_CONCURRENCY", "REDIS_URL",
-        "REDIS_TIMEOUT", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "FCGI_LISTEN", "WORKERS", "FCGI_IDLE_TIMEOUT", "REFRESH_REUSE_GRACE", "REFRESH_IDLE_TTL", "LOG_LEVEL", "LOG_FORMAT",
-        "LOGIN_USER_MAX_FAILURES", "LOGIN_USER_WINDOW", "LOGIN_ADDRESS_MAX_FAILURES", "LOGIN_ADDRESS_WINDOW",
-        "ACCESS_TOKEN_SESSION_CHECK", "MAX_SESSIONS_PER_USER",
-    ]
+    /// The names of `variables`, for the environment and `.env` readers.
+    public static let variableNames = variables.map(\.name)
 
     /// The variables whose values are never printed or logged (swift-configuration
-    /// redacts them; `check-config` shows only that they are set).
-    public static let secretVariables = [
-        "ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_PREVIOUS_SECRETS", "REFRESH_TOKEN_PREVIOUS_SECRETS",
-        "REDIS_URL",
-    ]
+    /// redacts them; `check-config` shows only that they are set, or a redacted form).
+    public static let secretVariables = variables.filter(\.secret).map(\.name)
 
     public static let minimumSecretBytes = 32
 
-    /// Validates `env` (variable name to value). `cores` sizes the defaults.
+    /// Validates `env` (variable name to value): each of `variables` in turn reads its
+    /// value, or its default. `cores` sizes the defaults.
     public init(env: [String: String], cores: Int = 2) throws(ConfigError) {
-        func value(_ name: String) -> String? {
-            guard let v = env[name]?.trimmingSpaces, !v.isEmpty else { return nil }
-            return v
-        }
-        func secret(_ name: String) throws(ConfigError) -> [UInt8] {
-            guard let v = env[name], !v.isEmpty else {
-                throw ConfigError(name, "is not set. Generate one with `authd keygen` (or `openssl rand -base64 32`) and put it in the environment or .env")
-            }
-            guard v.utf8.count >= Self.minimumSecretBytes else {
-                throw ConfigError(name, "must be at least \(Self.minimumSecretBytes) bytes long (got \(v.utf8.count)). Generate one with `authd keygen`")
-            }
-            return Array(v.utf8)
-        }
-        func integer(_ name: String, default d: Int, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
-            guard let v = value(name) else { return d }
-            guard let n = Int(v), range.contains(n) else {
-                throw ConfigError(name, "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(v)\")")
-            }
-            return n
-        }
-        func flag(_ name: String, default d: Bool) throws(ConfigError) -> Bool {
-            guard let v = value(name) else { return d }
-            switch v.lowercased() {
-            case "true", "1", "yes", "on": return true
-            case "false", "0", "no", "off": return false
-            default: throw ConfigError(name, "must be true or false (got \"\(v)\")")
-            }
-        }
-        func duration(_ name: String, default d: Int64, allowZero: Bool) throws(ConfigError) -> Int64 {
-            guard let v = value(name) else { return d }
-            guard let n = Self.parseDuration(v), n >= (allowZero ? 0 : 1) else {
-                throw ConfigError(name, "must be a duration in seconds or with a unit, like 3600, 15m, 1h, 365d\(allowZero ? " (0 = off)" : "") (got \"\(v)\")")
-            }
-            return n
-        }
+        self.init(unread: ())
+        let input = Input(env: env, cores: cores)
+        for variable in Self.variables { try variable.read(&self, input) }
+    }
 
-        accessSecret = try secret("ACCESS_TOKEN_SECRET")
-        refreshSecret = try secret("REFRESH_TOKEN_SECRET")
-        guard accessSecret != refreshSecret else {
-            throw ConfigError("REFRESH_TOKEN_SECRET", "must differ from ACCESS_TOKEN_SECRET, so that neither kind of token verifies as the other")
-        }
-        func previous(_ name: String) throws(ConfigError) -> [[UInt8]] {
-            guard let list = value(name) else { return [] }
-            var secrets: [[UInt8]] = []
-            for item in list.split(separator: ",") {
-                let s = Array(String(item).trimmingSpaces.utf8)
-                guard s.count >= Self.minimumSecretBytes else {
-                    throw ConfigError(name, "each comma-separated secret must be at least \(Self.minimumSecretBytes) bytes long")
-                }
-                secrets.append(s)
-            }
-            return secrets
-        }
-        previousAccessSecrets = try previous("ACCESS_TOKEN_PREVIOUS_SECRETS")
-        previousRefreshSecrets = try previous("REFRESH_TOKEN_PREVIOUS_SECRETS")
-        let allAccess = [accessSecret] + previousAccessSecrets, allRefresh = [refreshSecret] + previousRefreshSecrets
-        guard !allAccess.contains(where: { allRefresh.contains($0) }) else {
-            throw ConfigError("REFRESH_TOKEN_PREVIOUS_SECRETS", "no refresh secret may also be an access secret")
-        }
-        accessTTL = try duration("ACCESS_TOKEN_TTL", default: 3600, allowZero: false)
-        refreshTTL = try duration("REFRESH_TOKEN_TTL", default: 365 * 86400, allowZero: false)
-        issuer = value("JWT_ISSUER") ?? "authd"
-        if let alg = value("JWT_ALG") {
-            guard let a = JWTAlgorithm(rawValue: alg) else {
-                throw ConfigError("JWT_ALG", "must be one of \(JWTAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) (got \"\(alg)\")")
-            }
-            algorithm = a
-        } else {
-            algorithm = .hs256
-        }
-        leeway = try duration("JWT_LEEWAY", default: 0, allowZero: true)
-        bcryptCost = try integer("BCRYPT_COST", default: 12, in: 4...31)
-        hashConcurrency = try integer("BCRYPT_CONCURRENCY", default: max(1, cores), in: 1...1024)
-        redis = try Self.parseRedisURL(value("REDIS_URL") ?? "redis://127.0.0.1:6379/0")
-        if let list = value("REDIS_SENTINELS") {
-            var sentinels: [SentinelAddress] = []
-            for item in list.split(separator: ",") {
-                guard let (host, port) = Self.parseHostPort(Substring(String(item).trimmingSpaces), defaultPort: 26379) else {
-                    throw ConfigError("REDIS_SENTINELS", "must be a comma-separated list of host:port (got \"\(list)\")")
-                }
-                sentinels.append(SentinelAddress(host: host, port: port))
-            }
-            guard case .tcp(_, _, let db, let password) = redis else {
-                throw ConfigError("REDIS_SENTINELS", "needs REDIS_URL to be redis://... (its password and database apply to the primary), not a unix socket")
-            }
-            redis = .sentinel(sentinels, master: value("REDIS_SENTINEL_MASTER") ?? "mymaster", database: db, password: password)
-        }
-        let timeout = value("REDIS_TIMEOUT") ?? "2"
-        guard let t = Double(timeout), t > 0, t <= 60 else {
-            throw ConfigError("REDIS_TIMEOUT", "must be a number of seconds greater than 0 and at most 60 (got \"\(timeout)\")")
-        }
-        redisTimeout = t
-        listen = try Self.parseListen(value("FCGI_LISTEN"))
-        workers = try integer("WORKERS", default: 128, in: 1...4096)
-        fcgiIdleTimeout = try integer("FCGI_IDLE_TIMEOUT", default: 75, in: 1...86400)
-        reuseGrace = try duration("REFRESH_REUSE_GRACE", default: 0, allowZero: true)
-        idleTTL = try duration("REFRESH_IDLE_TTL", default: 0, allowZero: true)
-        let level = value("LOG_LEVEL")?.lowercased() ?? "info"
-        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
-            throw ConfigError("LOG_LEVEL", "must be one of trace, debug, info, notice, warning, error, critical (got \"\(level)\")")
-        }
-        logLevel = level
-        let format = value("LOG_FORMAT")?.lowercased() ?? "json"
-        guard format == "json" || format == "text" else {
-            throw ConfigError("LOG_FORMAT", "must be json or text (got \"\(format)\")")
-        }
-        logFormat = format
-        loginUserMaxFailures = try integer("LOGIN_USER_MAX_FAILURES", default: 10, in: 0...1_000_000)
-        loginUserWindow = try duration("LOGIN_USER_WINDOW", default: 900, allowZero: false)
-        loginAddressMaxFailures = try integer("LOGIN_ADDRESS_MAX_FAILURES", default: 100, in: 0...1_000_000)
-        loginAddressWindow = try duration("LOGIN_ADDRESS_WINDOW", default: 900, allowZero: false)
-        accessTokenSessionCheck = try flag("ACCESS_TOKEN_SESSION_CHECK", default: false)
-        maxSessionsPerUser = try integer("MAX_SESSIONS_PER_USER", default: 100, in: 1...10_000)
+    /// Every field at a zero value, to be set by its variable's `read`: the defaults are
+    /// in `variables`, not here.
+    private init(unread: Void) {
+        accessSecret = []
+        refreshSecret = []
+        previousAccessSecrets = []
+        previousRefreshSecrets = []
+        accessTTL = 0
+        refreshTTL = 0
+        issuer = ""
+        algorithm = .hs256
+        leeway = 0
+        bcryptCost = 0
+        hashConcurrency = 0
+        redis = .tcp(host: "", port: 0, database: 0, password: nil)
+        redisTimeout = 0
+        listen = .inherited
+        workers = 0
+        fcgiIdleTimeout = 0
+        reuseGrace = 0
+        idleTTL = 0
+        logLevel = ""
+        logFormat = ""
+        loginUserMaxFailures = 0
+        loginUserWindow = 0
+        loginAddressMaxFailures = 0
+        loginAddressWindow = 0
+        accessTokenSessionCheck = false
+        maxSessionsPerUser = 0
+    }
+
+    /// `NAME=value` for every variable, in the order of `variables`, with the values in
+    /// effect (defaults included) and no secret: what `authd check-config` prints.
+    public var summary: [String] { Self.variables.map { "\($0.name)=\($0.show(self))" } }
+
+    /// The README's configuration table, generated from `variables` (`authd config-table`).
+    public static var markdownTable: String {
+        var table = "| Variable | Default | Meaning |\n|---|---|---|\n"
+        for v in variables { table += "| `\(v.name)` | \(v.shownDefault) | \(v.doc) |\n" }
+        return table
     }
 
     /// `90`, `90s`, `15m`, `1h`, `365d`, `1w` to seconds; nil when malformed.
@@ -300,6 +223,157 @@ public struct Config: Sendable {
             port = defaultPort
         }
         return (String(host), port)
+    }
+}
+
+extension Config {
+    /// One configuration variable, as `variables` declares it.
+    public struct Variable: Sendable {
+        public let name: String
+        /// The README's Default column (markdown).
+        public let shownDefault: String
+        /// Never printed or logged (see `secretVariables`).
+        public let secret: Bool
+        /// The README's Meaning column (markdown).
+        public let doc: String
+        /// Sets the variable's field from its value, or from its default when unset.
+        let read: @Sendable (inout Config, Input) throws(ConfigError) -> Void
+        /// The value in effect, as check-config prints it: never a secret.
+        let show: @Sendable (Config) -> String
+
+        init(_ name: String, shownDefault: String, secret: Bool = false, doc: String,
+             read: @escaping @Sendable (inout Config, Input) throws(ConfigError) -> Void,
+             show: @escaping @Sendable (Config) -> String) {
+            self.name = name
+            self.shownDefault = shownDefault
+            self.secret = secret
+            self.doc = doc
+            self.read = read
+            self.show = show
+        }
+    }
+
+    /// The values as given, before validation.
+    struct Input: Sendable {
+        let env: [String: String]
+        let cores: Int
+
+        /// The value without white space at either end; nil when unset or empty.
+        func value(_ name: String) -> String? {
+            guard let v = env[name]?.trimmingSpaces, !v.isEmpty else { return nil }
+            return v
+        }
+    }
+}
+
+/// The kinds of variable, each a parser with its error message, and how it shows.
+extension Config.Variable {
+    /// A variable whose value, or `default` when unset, goes through `parse` into `field`;
+    /// the README shows `default` unless `shownDefault` says otherwise.
+    static func parsed<T>(_ name: String, _ field: WritableKeyPath<Config, T> & Sendable, default text: String,
+                          shownDefault: String? = nil, secret: Bool = false, doc: String,
+                          parse: @escaping @Sendable (String) throws(ConfigError) -> T,
+                          show: @escaping @Sendable (T) -> String) -> Self {
+        Self(name, shownDefault: shownDefault ?? "`\(text)`", secret: secret, doc: doc,
+             read: { config, input throws(ConfigError) in config[keyPath: field] = try parse(input.value(name) ?? text) },
+             show: { show($0[keyPath: field]) })
+    }
+
+    static func text(_ name: String, _ field: WritableKeyPath<Config, String> & Sendable, default text: String, doc: String) -> Self {
+        parsed(name, field, default: text, doc: doc, parse: { $0 }, show: { $0 })
+    }
+
+    /// One of `options`, in any case.
+    static func choice(_ name: String, _ field: WritableKeyPath<Config, String> & Sendable, default text: String,
+                       of options: [String], doc: String) -> Self {
+        let list = options.count == 2 ? "\(options[0]) or \(options[1])" : "one of \(options.joined(separator: ", "))"
+        return parsed(name, field, default: text, doc: doc, parse: { value throws(ConfigError) in
+            let v = value.lowercased()
+            guard options.contains(v) else { throw ConfigError(name, "must be \(list) (got \"\(v)\")") }
+            return v
+        }, show: { $0 })
+    }
+
+    static func integer(_ name: String, _ field: WritableKeyPath<Config, Int> & Sendable, default n: Int,
+                        in range: ClosedRange<Int>, doc: String) -> Self {
+        parsed(name, field, default: String(n), doc: doc, parse: wholeNumber(name, in: range), show: { "\($0)" })
+    }
+
+    static func wholeNumber(_ name: String, in range: ClosedRange<Int>) -> @Sendable (String) throws(ConfigError) -> Int {
+        { v throws(ConfigError) in
+            guard let n = Int(v), range.contains(n) else {
+                throw ConfigError(name, "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(v)\")")
+            }
+            return n
+        }
+    }
+
+    /// `allowZero`: 0 is off, and a default of 0 shows as "(off)".
+    static func duration(_ name: String, _ field: WritableKeyPath<Config, Int64> & Sendable, default text: String,
+                         allowZero: Bool = false, doc: String) -> Self {
+        parsed(name, field, default: text, shownDefault: allowZero && text == "0" ? "`0` (off)" : nil, doc: doc, parse: { v throws(ConfigError) in
+            guard let n = Config.parseDuration(v), n >= (allowZero ? 0 : 1) else {
+                throw ConfigError(name, "must be a duration in seconds or with a unit, like 3600, 15m, 1h, 365d\(allowZero ? " (0 = off)" : "") (got \"\(v)\")")
+            }
+            return n
+        }, show: { "\($0)s" })
+    }
+
+    static func flag(_ name: String, _ field: WritableKeyPath<Config, Bool> & Sendable, default on: Bool, doc: String) -> Self {
+        parsed(name, field, default: String(on), doc: doc, parse: { v throws(ConfigError) in
+            switch v.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw ConfigError(name, "must be true or false (got \"\(v)\")")
+            }
+        }, show: { "\($0)" })
+    }
+
+    /// A required signing secret, taken as given (not trimmed); `check` runs once it is read.
+    static func secret(_ name: String, _ field: WritableKeyPath<Config, [UInt8]> & Sendable, doc: String,
+                       then check: @escaping @Sendable (Config) throws(ConfigError) -> Void = { _ in }) -> Self {
+        Self(name, shownDefault: "(required)", secret: true, doc: doc, read: { config, input throws(ConfigError) in
+            guard let v = input.env[name], !v.isEmpty else {
+                throw ConfigError(name, "is not set. Generate one with `authd keygen` (or `openssl rand -base64 32`) and put it in the environment or .env")
+            }
+            guard v.utf8.count >= Config.minimumSecretBytes else {
+                throw ConfigError(name, "must be at least \(Config.minimumSecretBytes) bytes long (got \(v.utf8.count)). Generate one with `authd keygen`")
+            }
+            config[keyPath: field] = Array(v.utf8)
+            try check(config)
+        }, show: { _ in "(set)" })
+    }
+
+    /// Retired secrets, comma-separated; `check` runs once they are read.
+    static func previousSecrets(_ name: String, _ field: WritableKeyPath<Config, [[UInt8]]> & Sendable, doc: String,
+                                then check: @escaping @Sendable (Config) throws(ConfigError) -> Void = { _ in }) -> Self {
+        Self(name, shownDefault: "(none)", secret: true, doc: doc, read: { config, input throws(ConfigError) in
+            var secrets: [[UInt8]] = []
+            for item in input.value(name)?.split(separator: ",") ?? [] {
+                let s = Array(String(item).trimmingSpaces.utf8)
+                guard s.count >= Config.minimumSecretBytes else {
+                    throw ConfigError(name, "each comma-separated secret must be at least \(Config.minimumSecretBytes) bytes long")
+                }
+                secrets.append(s)
+            }
+            config[keyPath: field] = secrets
+            try check(config)
+        }, show: { config in
+            let count = config[keyPath: field].count
+            return count == 0 ? "(none)" : "(\(count) set)"
+        })
+    }
+}
+
+extension RedisEndpoint {
+    /// Where it is, without the password: for check-config.
+    public var redacted: String {
+        switch self {
+        case .tcp(let host, let port, let db, let pw): "redis://\(pw == nil ? "" : ":***@")\(host):\(port)/\(db)"
+        case .unix(let path, let db, _): "unix://\(path)?db=\(db)"
+        case .sentinel(let sentinels, let master, let db, let pw):
+            "sentinel \(master) via \(sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ",")) db \(db)\(pw == nil ? "" : " with password")"
+        }
     }
 }
 

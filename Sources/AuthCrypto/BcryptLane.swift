@@ -1,5 +1,5 @@
 public import AuthCore
-internal import CXCrypt
+internal import CThreads
 internal import Dispatch
 internal import Glibc
 

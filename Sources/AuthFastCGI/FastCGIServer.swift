@@ -1,6 +1,7 @@
 internal import CFastCGI
 import Glibc
 public import AuthCore
+import AuthSystem
 import Logging
 import Synchronization
 
@@ -63,11 +64,9 @@ private final class WorkerJob {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-/// A failure of the FastCGI edge, with the call that failed and errno.
-public struct FastCGIError: Error, CustomStringConvertible {
-    public let call: String
-    public let code: Int32
-    public var description: String { "\(call) failed: \(String(cString: strerror(code))) (errno \(code))" }
+/// A listen address that names no host the resolver knows.
+public struct ListenAddressError: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// The libfcgi responder: `workers` OS threads, each with its own `FCGX_Request` and its
@@ -119,45 +118,92 @@ public final class FastCGIServer: @unchecked Sendable {
     /// At most this many workers park at once; the rest stay for new connections.
     let parkLimit: Int
 
+    /// Gives an accepted connection its timeouts before it is served; a connection it
+    /// throws for is closed unserved.
+    typealias ConnectionSetup = @Sendable (Int32) throws(SystemError) -> Void
+    private let setUpConnection: ConnectionSetup
+
     /// Opens (or adopts) the listening socket.
-    public init(listen: ListenAddress, service: AuthService, workers: Int, idleTimeout: Int = 75, logger: Logger) throws {
+    public convenience init(listen: ListenAddress, service: AuthService, workers: Int, idleTimeout: Int = 75, logger: Logger) throws {
+        try self.init(listen: listen, service: service, workers: workers, idleTimeout: idleTimeout, logger: logger,
+                      setUpConnection: Self.setUpConnection)
+    }
+
+    /// `setUpConnection` is a seam for the tests of what happens when it fails.
+    init(listen: ListenAddress, service: AuthService, workers: Int, idleTimeout: Int = 75, logger: Logger,
+         setUpConnection: @escaping ConnectionSetup) throws {
         FCGX_Init()
-        switch listen {
-        case .inherited:
-            listenFD = 0
-        case .unix(let path):
-            unlink(path)  // a socket file left by a killed predecessor would make bind fail
-            let fd = FCGX_OpenSocket(path, 1024)
-            guard fd >= 0 else { throw FastCGIError(call: "FCGX_OpenSocket(\(path))", code: errno) }
-            // nginx's workers connect as another user of the same group.
-            guard chmod(path, 0o660) == 0 else { throw FastCGIError(call: "chmod(\(path))", code: errno) }
-            listenFD = fd
-        case .tcp(let host, let port):
-            let fd = FCGX_OpenSocket("\(host):\(port)", 1024)
-            guard fd >= 0 else { throw FastCGIError(call: "FCGX_OpenSocket(\(host):\(port))", code: errno) }
-            listenFD = fd
-        }
+        let listenFD = try Self.openListener(listen)
         // Non-blocking: a connection that the peer gave up between poll and accept must not
         // block the accepting worker.
-        guard fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK) == 0 else {
-            throw FastCGIError(call: "fcntl(O_NONBLOCK)", code: errno)
-        }
-        unservedFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard unservedFD >= 0 else { throw FastCGIError(call: "socket", code: errno) }
+        let flags = try Syscall.retryingEINTR("fcntl(F_GETFL)") { fcntl(listenFD, F_GETFL) }
+        try Syscall.retryingEINTR("fcntl(F_SETFL, O_NONBLOCK)") { fcntl(listenFD, F_SETFL, flags | O_NONBLOCK) }
+        self.listenFD = listenFD
+        unservedFD = try Syscall.retryingEINTR("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0) }
         self.service = service
         self.workerCount = workers
         self.idleTimeout = idleTimeout
         parkLimit = max(1, workers - max(1, workers / 8))
         parked = Locked(Parked(since: Array(repeating: nil, count: workers)))
-        evictFDs = try (0..<workers).map { _ in
-            let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-            guard fd >= 0 else { throw FastCGIError(call: "eventfd", code: errno) }
-            return fd
+        evictFDs = try (0..<workers).map { _ throws(SystemError) in
+            try Syscall.retryingEINTR("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
         }
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw FastCGIError(call: "pipe", code: errno) }
+        try Syscall.retryingEINTR("pipe") { pipe(&fds) }
         stopPipe = (fds[0], fds[1])
         self.logger = logger
+        self.setUpConnection = setUpConnection
+    }
+
+    /// The listening socket for `address` (fd 0 when inherited), opened here rather than
+    /// by `FCGX_OpenSocket`: libfcgi exits the process (status errno) when bind or listen
+    /// fails, leaves a too-long unix path unchecked, and takes `::1:9000` for a file name.
+    static func openListener(_ address: ListenAddress, backlog: Int32 = 1024) throws -> Int32 {
+        switch address {
+        case .inherited:
+            return 0
+        case .unix(let path):
+            let fd = try Syscall.retryingEINTR("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0) }
+            do {
+                unlink(path)  // a socket file left by a killed predecessor would make bind fail
+                try withUnixAddress(path, call: "bind") { address, length throws(SystemError) in
+                    try Syscall.retryingEINTR("bind(\(path))") { bind(fd, address, length) }
+                }
+                try Syscall.retryingEINTR("listen(\(path))") { listen(fd, backlog) }
+                // nginx's workers connect as another user of the same group.
+                try Syscall.retryingEINTR("chmod(\(path))") { chmod(path, 0o660) }
+            } catch {
+                close(fd)
+                throw error
+            }
+            return fd
+        case .tcp(let host, let port):
+            var hints = addrinfo()
+            hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+            hints.ai_family = AF_UNSPEC
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var found: UnsafeMutablePointer<addrinfo>?
+            let rc = getaddrinfo(host == "*" ? nil : host, String(port), &hints, &found)
+            guard rc == 0, let info = found?.pointee else {
+                throw ListenAddressError(description: "getaddrinfo(\(host)) failed: \(String(cString: gai_strerror(rc)))")
+            }
+            defer { freeaddrinfo(found) }
+            let named = "\(host):\(port)"
+            let fd = try Syscall.retryingEINTR("socket(\(named))") { socket(info.ai_family, info.ai_socktype, info.ai_protocol) }
+            do {
+                // A restarted authd binds again at once, past its predecessor's TIME_WAIT connections.
+                var on: Int32 = 1
+                try Syscall.retryingEINTR("setsockopt(SO_REUSEADDR)") {
+                    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+                }
+                try Syscall.retryingEINTR("bind(\(named))") { bind(fd, info.ai_addr, info.ai_addrlen) }
+                try Syscall.retryingEINTR("listen(\(named))") { listen(fd, backlog) }
+            } catch {
+                close(fd)
+                throw error
+            }
+            return fd
+        }
     }
 
     /// Starts the worker threads. `makeWorker(i)` runs once on thread i (0..<workers).
@@ -181,7 +227,7 @@ public final class FastCGIServer: @unchecked Sendable {
             }, job.toOpaque())
             guard rc == 0 else {
                 job.release()
-                throw FastCGIError(call: "pthread_create", code: rc)
+                throw SystemError(call: "pthread_create", errno: rc)  // returns its errno
             }
             threads.append(thread)
         }
@@ -194,7 +240,7 @@ public final class FastCGIServer: @unchecked Sendable {
         // Workers waiting for a connection, or on a kept-alive one for nginx's next
         // request, wake up.
         var byte: UInt8 = 1
-        _ = Glibc.write(stopPipe.write, &byte, 1)
+        _ = try? Syscall.retryingEINTR("write(stop pipe)") { Glibc.write(stopPipe.write, &byte, 1) }
         for thread in threads { pthread_join(thread, nil) }
     }
 
@@ -285,9 +331,15 @@ public final class FastCGIServer: @unchecked Sendable {
         let deadline = since + .seconds(Self.ioTimeoutSeconds)
         var pause = 100  // µs between looks at a request still arriving
         while true {
-            let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_PEEK | MSG_DONTWAIT))
+            let n: Int
+            do throws(SystemError) {
+                n = try Syscall.retryingEINTRUnlessWouldBlock("recv(MSG_PEEK)") {
+                    recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_PEEK | MSG_DONTWAIT))
+                } ?? -1
+            } catch {
+                return .invalid("\(error)")
+            }
             if n == 0 { return .invalid("closed") }
-            if n < 0, errno != EAGAIN, errno != EWOULDBLOCK, errno != EINTR { return .invalid("recv errno \(errno)") }
             let scan = n > 0 ? FastCGIFraming.scan(UnsafeRawBufferPointer(rebasing: buffer[..<n]), maxBody: Self.maxBody) : .incomplete
             guard scan == .incomplete else { return scan }
             if n == buffer.count { return .invalid("request larger than \(buffer.count) bytes") }
@@ -301,7 +353,11 @@ public final class FastCGIServer: @unchecked Sendable {
                 pause = min(pause * 2, 20_000)
             } else {
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                _ = poll(&p, 1, Int32(max(1, left.microseconds / 1000)))
+                do throws(SystemError) {
+                    try Syscall.retryingEINTR("poll") { poll(&p, 1, Int32(max(1, left.microseconds / 1000))) }
+                } catch {
+                    return .invalid("\(error)")
+                }
             }
         }
     }
@@ -309,7 +365,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// True when the peer has shut its side (no more bytes will come).
     private func hungUp(_ fd: Int32) -> Bool {
         var p = pollfd(fd: fd, events: Int16(POLLIN) | Self.pollRDHUP, revents: 0)
-        return poll(&p, 1, 0) == 1 && p.revents & (Self.pollRDHUP | Int16(POLLHUP) | Int16(POLLERR)) != 0
+        return (try? Syscall.retryingEINTR("poll") { poll(&p, 1, 0) }) == 1 && p.revents & (Self.pollRDHUP | Int16(POLLHUP) | Int16(POLLERR)) != 0
     }
 
     private static let pollRDHUP = authd_pollrdhup()
@@ -322,39 +378,74 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     private func send(_ record: [UInt8], on fd: Int32) {
-        _ = record.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        // Best effort: the connection is hung up right after.
+        _ = try? record.withUnsafeBytes { bytes throws(SystemError) in
+            try Syscall.retryingEINTR("send") { Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
+        }
     }
 
-    /// The next connection, with its write timeout; nil when stop() came first.
+    /// The next connection, with its timeouts; nil when stop() came first.
     private func acceptConnection() -> Int32? {
         acceptLock.withLock { _ -> Int32? in
             while true {
                 var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
-                if poll(&fds, 2, -1) < 0 {
-                    if errno != EINTR { usleep(10_000) }  // never spin while holding the lock
+                do throws(SystemError) {
+                    try Syscall.retryingEINTR("poll") { poll(&fds, 2, -1) }
+                } catch {
+                    usleep(10_000)  // never spin while holding the lock
                     continue
                 }
                 if fds[1].revents != 0 { return nil }
-                let fd = accept(listenFD, nil, nil)  // accept4 is not imported (_GNU_SOURCE)
-                if fd < 0 {
-                    if errno == EMFILE || errno == ENFILE { usleep(10_000) }  // back off, do not spin
-                    continue  // EAGAIN (the peer gave up), ECONNABORTED, EINTR
+                let accepted: Int32?
+                do throws(SystemError) {
+                    // accept4 is not imported (_GNU_SOURCE): CLOEXEC comes in setUpConnection.
+                    accepted = try Syscall.retryingEINTRUnlessWouldBlock("accept") { accept(listenFD, nil, nil) }
+                } catch {
+                    if error.errno == EMFILE || error.errno == ENFILE { usleep(10_000) }  // back off, do not spin
+                    continue  // ECONNABORTED and the like: the next one
                 }
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                var tv = timeval(tv_sec: Self.ioTimeoutSeconds, tv_usec: 0)
-                let size = socklen_t(MemoryLayout<timeval>.size)
-                // Reads never wait (the request is queued whole first); these bound a peer
-                // that does not read its answer, and are a second guard for the reads.
-                guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, size) == 0,
-                      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, size) == 0 else {
-                    logger.error("setsockopt(SO_RCVTIMEO/SO_SNDTIMEO) failed", metadata: ["errno": "\(errno)"])
+                guard let fd = accepted else { continue }  // the peer gave up between poll and accept
+                do throws(SystemError) {
+                    try setUpConnection(fd)
+                } catch {
+                    // Served without its timeouts, a slow peer could hold this worker for good.
+                    logger.error("connection refused: its timeouts could not be set", metadata: ["cause": "\(error)"])
                     close(fd)
                     continue
                 }
                 return fd
             }
         }
+    }
+
+    /// Calls `body` with the `sockaddr_un` of `path`; a path longer than it holds is
+    /// `call`'s ENAMETOOLONG, before anything is bound or created under a cut name.
+    @discardableResult
+    static func withUnixAddress<R>(_ path: String, call: String,
+                                   _ body: (UnsafePointer<sockaddr>, socklen_t) throws(SystemError) -> R) throws(SystemError) -> R {
+        var name = sockaddr_un()
+        name.sun_family = sa_family_t(AF_UNIX)
+        guard path.utf8.count < MemoryLayout.size(ofValue: name.sun_path) else {
+            throw SystemError(call: "\(call)(\(path))", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &name.sun_path) { $0.copyBytes(from: path.utf8) }  // zeroed: NUL-terminated
+        return try withUnsafePointer(to: &name) { pointer throws(SystemError) in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(SystemError) in
+                try body(address, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+    }
+
+    /// Close-on-exec and the read and write timeouts of an accepted connection. Reads
+    /// never wait (the request is queued whole first); the timeouts bound a peer that does
+    /// not read its answer, and are a second guard for the reads.
+    static func setUpConnection(_ fd: Int32) throws(SystemError) {
+        try Syscall.retryingEINTR("fcntl(F_SETFD, FD_CLOEXEC)") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var tv = timeval(tv_sec: ioTimeoutSeconds, tv_usec: 0)
+        let size = socklen_t(MemoryLayout<timeval>.size)
+        try Syscall.retryingEINTR("setsockopt(SO_RCVTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, size) }
+        try Syscall.retryingEINTR("setsockopt(SO_SNDTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, size) }
     }
 
     enum Wake { case request, idle, evicted, stop }
@@ -376,8 +467,8 @@ public final class FastCGIServer: @unchecked Sendable {
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: evictFDs[index], events: Int16(POLLIN), revents: 0)]
-        var rc: Int32
-        repeat { rc = poll(&fds, 3, Int32(min(idleTimeout, Int(Int32.max / 1000)) * 1000)) } while rc < 0 && errno == EINTR
+        // A failed poll leaves every revents 0: the connection is closed as idle.
+        _ = try? Syscall.retryingEINTR("poll") { poll(&fds, 3, Int32(min(idleTimeout, Int(Int32.max / 1000)) * 1000)) }
         parked.withLock { p in
             if p.since[index] != nil {
                 p.since[index] = nil

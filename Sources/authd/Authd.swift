@@ -15,7 +15,7 @@ struct Authd: AsyncParsableCommand {
             (the message says why, on stderr); 64 bad command line.
             """,
         version: Version.current,
-        subcommands: [Serve.self, Keygen.self, CheckConfig.self, Version.self],
+        subcommands: [Serve.self, Keygen.self, CheckConfig.self, ConfigTable.self, Version.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -85,28 +85,21 @@ struct CheckConfig: AsyncParsableCommand {
     func run() async throws {
         let config = try await options.load()
         let (access, refresh) = try Server.keys(config)
-        print("""
-            configuration ok
-              JWT_ALG=\(config.algorithm.rawValue) access kid=\(access.signing.kid) refresh kid=\(refresh.signing.kid)
-              JWT_ISSUER=\(config.issuer) ACCESS_TOKEN_TTL=\(config.accessTTL)s REFRESH_TOKEN_TTL=\(config.refreshTTL)s JWT_LEEWAY=\(config.leeway)s
-              ACCESS_TOKEN_SESSION_CHECK=\(config.accessTokenSessionCheck) MAX_SESSIONS_PER_USER=\(config.maxSessionsPerUser)
-              BCRYPT_COST=\(config.bcryptCost) BCRYPT_CONCURRENCY=\(config.hashConcurrency) WORKERS=\(config.workers) FCGI_IDLE_TIMEOUT=\(config.fcgiIdleTimeout)
-              REDIS=\(redacted(config.redis)) REDIS_TIMEOUT=\(config.redisTimeout)s FCGI_LISTEN=\(config.listen)
-              REFRESH_REUSE_GRACE=\(config.reuseGrace)s REFRESH_IDLE_TTL=\(config.idleTTL)s LOG_LEVEL=\(config.logLevel)
-              LOG_FORMAT=\(config.logFormat) LOGIN_USER_MAX_FAILURES=\(config.loginUserMaxFailures) per \(config.loginUserWindow)s LOGIN_ADDRESS_MAX_FAILURES=\(config.loginAddressMaxFailures) per \(config.loginAddressWindow)s
-            """)
-    }
-
-    private func redacted(_ endpoint: RedisEndpoint) -> String {
-        switch endpoint {
-        case .tcp(let host, let port, let db, let pw): "redis://\(pw == nil ? "" : ":***@")\(host):\(port)/\(db)"
-        case .unix(let path, let db, _): "unix://\(path)?db=\(db)"
-        case .sentinel(let sentinels, let master, let db, let pw):
-            "sentinel \(master) via \(sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ",")) db \(db)\(pw == nil ? "" : " with password")"
-        }
+        // Every variable, defaults included, from Config.variables; secrets only as set.
+        print((["configuration ok", "access kid=\(access.signing.kid) refresh kid=\(refresh.signing.kid)"] + config.summary)
+            .joined(separator: "\n  "))
     }
 }
 
+struct ConfigTable: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config-table",
+        abstract: "Print the README's configuration table (markdown), generated from the declarations in Config.variables.")
+
+    func run() {
+        print(Config.markdownTable, terminator: "")
+    }
+}
 
 
 /// Writes straight to fd 2 (Glibc's `stderr` is a global the concurrency checker refuses).

@@ -2,6 +2,7 @@ import AuthCore
 import AuthCrypto
 import AuthFastCGI
 import AuthRedis
+import AuthSystem
 import Glibc
 import Logging
 
@@ -65,9 +66,8 @@ struct StopSignal {
 
     init() throws {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw StartupError("pipe: errno \(errno)") }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        try Syscall.retryingEINTR("pipe") { pipe(&fds) }
+        for fd in fds { try Syscall.retryingEINTR("fcntl(F_SETFD, FD_CLOEXEC)") { fcntl(fd, F_SETFD, FD_CLOEXEC) } }
         readFD = fds[0]
         stopSignalFD = fds[1]
         var action = sigaction()
@@ -78,27 +78,20 @@ struct StopSignal {
         // SA_RESTART: the workers' blocking calls carry on when the signal lands on their thread.
         action.sa_flags = SA_RESTART
         sigemptyset(&action.sa_mask)
-        for signo in [SIGTERM, SIGINT, SIGUSR1] { sigaction(signo, &action, nil) }
+        for signo in [SIGTERM, SIGINT, SIGUSR1] {
+            try Syscall.retryingEINTR("sigaction(\(signo))") { sigaction(signo, &action, nil) }
+        }
     }
 
     /// Blocks until a stop signal arrives; returns its number. Should the pipe ever fail
-    /// (anything but EINTR), no signal could reach us again: that is taken as SIGTERM, a
-    /// graceful stop, rather than a loop that spins.
+    /// (anything but EINTR) or close, no signal could reach us again: that is taken as
+    /// SIGTERM, a graceful stop, rather than a loop that spins.
     func wait() -> Int32 {
         var byte: UInt8 = 0
-        while true {
-            let n = read(readFD, &byte, 1)
-            if n == 1 { return Int32(byte) }
-            if n < 0, errno == EINTR { continue }
-            return SIGTERM
-        }
+        let n = try? Syscall.retryingEINTR("read(stop signal pipe)") { read(readFD, &byte, 1) }
+        return n == 1 ? Int32(byte) : SIGTERM
     }
 }
 
 /// Written once before the handlers are installed; read only by the signal handler.
 nonisolated(unsafe) private var stopSignalFD: Int32 = -1
-
-struct StartupError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}

@@ -97,24 +97,77 @@ extension ConfigTests {
     }
 }
 
-/// The variable list, the secrets and the README's configuration table name the same
-/// variables: a setting added in one place and forgotten in another fails here.
+/// One declaration per variable (`Config.variables`): the README's configuration table is
+/// generated from it, check-config's summary shows every one of them, and the messages for
+/// bad values are those of the hand-written reader it replaced.
 @Suite struct ConfigDeclarationTests {
     static let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("README.md")
 
-    @Test func theReadmeTableListsExactlyTheVariables() throws {
+    @Test func theReadmeTableIsTheGeneratedOne() throws {
         let text = try String(contentsOf: Self.readme, encoding: .utf8)
-        let start = try #require(text.range(of: "\n## Configuration\n"))
-        let end = text.range(of: "\n## ", range: start.upperBound..<text.endIndex)?.lowerBound ?? text.endIndex
-        let rows = text[start.upperBound..<end].split(separator: "\n").filter { $0.hasPrefix("| `") }
-        let documented = rows.compactMap { row in row.dropFirst(3).split(separator: "`").first.map(String.init) }
-        #expect(Set(documented) == Set(Config.variables), "README only: \(Set(documented).subtracting(Config.variables)); code only: \(Set(Config.variables).subtracting(documented))")
-        #expect(documented.count == Set(documented).count, "a variable documented twice")
+        let section = try #require(text.range(of: "\n## Configuration\n"))
+        let start = try #require(text.range(of: "| Variable |", range: section.upperBound..<text.endIndex)).lowerBound
+        let end = text.range(of: "\n\n", range: start..<text.endIndex)?.lowerBound ?? text.endIndex
+        let documented = text[start..<end] + "\n"
+        #expect(documented == Config.markdownTable,
+                "README.md's configuration table differs from Config.variables; regenerate it with `swift run authd config-table`:\n\(Config.markdownTable)")
     }
 
-    @Test func secretsAreVariables() {
-        #expect(Set(Config.secretVariables).isSubset(of: Config.variables))
-        #expect(Config.variables.count == Set(Config.variables).count)
+    @Test func namesAreUniqueAndTheSecretsAreAmongThem() {
+        #expect(Config.variableNames.count == Set(Config.variableNames).count)
+        #expect(Config.secretVariables == ["ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET", "ACCESS_TOKEN_PREVIOUS_SECRETS",
+                                           "REFRESH_TOKEN_PREVIOUS_SECRETS", "REDIS_URL"])
+    }
+
+    @Test func theSummaryShowsEveryVariableAndNoSecret() throws {
+        let secrets = ["ACCESS_TOKEN_SECRET": String(repeating: "s", count: 32), "REFRESH_TOKEN_SECRET": String(repeating: "t", count: 33),
+                       "ACCESS_TOKEN_PREVIOUS_SECRETS": String(repeating: "u", count: 34) + "," + String(repeating: "v", count: 35),
+                       "REDIS_URL": "redis://:hunter2hunter2@cache:6380/3"]
+        let summary = try Config(env: secrets.merging(["MAX_SESSIONS_PER_USER": "7", "LOG_FORMAT": "TEXT"]) { $1 }, cores: 3).summary
+        #expect(summary.map { String($0.prefix { $0 != "=" }) } == Config.variableNames)
+        for value in secrets.values.flatMap({ $0.split(separator: ",").map(String.init) }) + ["hunter2"] {
+            #expect(!summary.joined().contains(value), "a secret in the summary: \(summary)")
+        }
+        #expect(summary.contains("ACCESS_TOKEN_PREVIOUS_SECRETS=(2 set)") && summary.contains("REFRESH_TOKEN_PREVIOUS_SECRETS=(none)"))
+        #expect(summary.contains("REDIS_URL=redis://:***@cache:6380/3"))
+        #expect(summary.contains("MAX_SESSIONS_PER_USER=7") && summary.contains("LOG_FORMAT=text"))
+        #expect(summary.contains("BCRYPT_CONCURRENCY=3") && summary.contains("REFRESH_TOKEN_TTL=31536000s"))
+        #expect(summary.contains("REDIS_SENTINELS=(unset)") && summary.contains("FCGI_LISTEN=inherited"))
+    }
+
+    @Test func sentinelsAndTheirPrimaryShow() throws {
+        let c = try Config(env: ConfigTests.base.merging(["REDIS_SENTINELS": "a:1, b", "REDIS_SENTINEL_MASTER": "auth"]) { $1 })
+        #expect(c.summary.contains("REDIS_SENTINELS=a:1,b:26379") && c.summary.contains("REDIS_SENTINEL_MASTER=auth"))
+        #expect(try Config(env: ConfigTests.base).summary.contains("REDIS_SENTINEL_MASTER=(unused)"))
+    }
+
+    /// The messages, word for word, of the reader before the declarations.
+    @Test(arguments: [
+        ("BCRYPT_COST", "ten", "must be a whole number from 4 to 31 (got \"ten\")"),
+        ("BCRYPT_CONCURRENCY", "0", "must be a whole number from 1 to 1024 (got \"0\")"),
+        ("ACCESS_TOKEN_TTL", "0", "must be a duration in seconds or with a unit, like 3600, 15m, 1h, 365d (got \"0\")"),
+        ("REFRESH_IDLE_TTL", "soon", "must be a duration in seconds or with a unit, like 3600, 15m, 1h, 365d (0 = off) (got \"soon\")"),
+        ("ACCESS_TOKEN_SESSION_CHECK", "maybe", "must be true or false (got \"maybe\")"),
+        ("JWT_ALG", "none", "must be one of HS256, EdDSA (got \"none\")"),
+        ("LOG_LEVEL", "LOUD", "must be one of trace, debug, info, notice, warning, error, critical (got \"loud\")"),
+        ("LOG_FORMAT", "xml", "must be json or text (got \"xml\")"),
+        ("REDIS_TIMEOUT", "0", "must be a number of seconds greater than 0 and at most 60 (got \"0\")"),
+        ("REDIS_URL", "http://x", "must look like redis://host:6379/0 or unix:///path/to/redis.sock (got \"http://x\")"),
+        ("REDIS_SENTINELS", "a:1,b:99999", "must be a comma-separated list of host:port (got \"a:1,b:99999\")"),
+        ("FCGI_LISTEN", "nohost", "must be a unix socket path (/run/authd/authd.sock) or host:port (127.0.0.1:9000) (got \"nohost\")"),
+        ("ACCESS_TOKEN_PREVIOUS_SECRETS", "short", "each comma-separated secret must be at least 32 bytes long"),
+        ("REFRESH_TOKEN_SECRET", String(repeating: "a", count: 32), "must differ from ACCESS_TOKEN_SECRET, so that neither kind of token verifies as the other"),
+        ("REFRESH_TOKEN_PREVIOUS_SECRETS", String(repeating: "a", count: 32), "no refresh secret may also be an access secret"),
+        ("ACCESS_TOKEN_SECRET", "", "is not set. Generate one with `authd keygen` (or `openssl rand -base64 32`) and put it in the environment or .env"),
+        ("ACCESS_TOKEN_SECRET", "short", "must be at least 32 bytes long (got 5). Generate one with `authd keygen`"),
+    ])
+    func messagesAreUnchanged(_ name: String, _ value: String, _ message: String) {
+        do {
+            _ = try Config(env: ConfigTests.base.merging([name: value]) { $1 })
+            Issue.record("\(name)=\(value) accepted")
+        } catch {
+            #expect(error == ConfigError(name, message))
+        }
     }
 }

@@ -38,6 +38,19 @@ struct ConfigTests {
         #expect(output.contains(variable), "\(output)")
     }
 
+    /// A socket authd cannot open stops it with the documented status 1 and a log line
+    /// naming the call (libfcgi's FCGX_OpenSocket exited with errno as the status instead).
+    @Test func aListenSocketThatCannotBeOpenedStopsStartUpWithStatus1() throws {
+        let dir = try Stack.makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var environment = Stack.baseEnvironment(dir: dir)
+        environment["FCGI_LISTEN"] = dir + "/missing/authd.sock"
+        let result = try runCommand(Stack.authdBinary, ["serve"], environment: environment, directory: dir, timeout: 10)
+        #expect(result.termination == .exited(1), "\(result.termination): \(result.output)")
+        #expect(result.output.contains("cannot start") && result.output.contains("bind(\(dir)/missing/authd.sock) failed: No such file or directory"),
+                "\(result.output)")
+    }
+
     @Test func dotenvIsReadAndTheEnvironmentWins() throws {
         let stack = try Stack.start(dotenv: "ACCESS_TOKEN_TTL=77\nJWT_ISSUER=from-dotenv\n")
         defer { stack.shutdown() }
