@@ -95,6 +95,33 @@ struct DeployFilesTests {
         }
     }
 
+    /// The commented example of a protected location, uncommented as a user would, with
+    /// deploy/nginx/protect.conf installed beside the file as authd/protect.conf: nginx
+    /// accepts it without a warning (the three lines of docs/gateway.md are complete).
+    @Test func theProductionExampleOfAProtectedLocationPassesNginxT() throws {
+        try withTempDir { dir in
+            try FileManager.default.createDirectory(atPath: dir + "/authd", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Stack.repoRoot + "/deploy/nginx/protect.conf", toPath: dir + "/authd/protect.conf")
+            var uncommented = 0
+            let conf = try relocatedProductionConf(in: dir) { line in
+                let example = ["location /app/ {", "include authd/protect.conf;", "auth_request /_authd/verify;",
+                               "proxy_pass http://127.0.0.1:9000;", "}"]
+                let body = line.trimmingCharacters(in: .whitespaces)
+                guard body.hasPrefix("#   "), example.contains(body.dropFirst(1).trimmingCharacters(in: .whitespaces)) else { return line }
+                uncommented += 1
+                return String(body.dropFirst(1))
+            }
+            #expect(uncommented == 5, "the example in deploy/nginx.conf changed shape")
+            let result = try run(Self.nginx, ["-t", "-c", conf], in: dir)
+            #expect(result.termination == .exited(0), "nginx -t: \(result.output)")
+            let complaints = result.output.split(separator: "\n").filter {
+                ($0.contains("[warn]") || $0.contains("[emerg]"))
+                    && !(getuid() != 0 && $0.contains("\"user\" directive makes sense only if the master process runs with super-user privileges"))
+            }
+            #expect(complaints.isEmpty, "nginx -t complained:\n\(complaints.joined(separator: "\n"))")
+        }
+    }
+
     /// `curl` (HTTPS) and the output of `curl -i`, parsed.
     private func curl(_ arguments: [String], in dir: String) throws -> (termination: Termination, response: HTTPResponse?, output: String) {
         let result = try run("curl", ["-sS", "-i", "--max-time", "10"] + arguments, in: dir)
@@ -200,12 +227,16 @@ struct DeployFilesTests {
             let conf = prefix + "/nginx.conf"
             try result.output.write(toFile: conf, atomically: true, encoding: .utf8)
             let directives = result.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.hasPrefix("#") }
+            // The demo application's server (scripts/nginx-demo-upstream.conf) listens on a socket in PREFIX.
+            let demo = "listen unix:\(prefix)/demo-app.sock;"
             let leftovers = directives.filter {
                 $0.hasPrefix("ssl") || $0.hasPrefix("http2") || $0.contains("Strict-Transport-Security")
-                    || $0.contains("if ($authd_https_required)") || ($0.hasPrefix("listen") && $0 != "listen 127.0.0.1:8080;")
+                    || $0.contains("if ($authd_https_required)") || ($0.hasPrefix("listen") && $0 != "listen 127.0.0.1:8080;" && $0 != demo)
             }
             #expect(leftovers.isEmpty, "TLS-only lines in the local config: \(leftovers)")
-            #expect(directives.filter { $0.hasPrefix("listen") } == ["listen 127.0.0.1:8080;"])
+            #expect(directives.filter { $0.hasPrefix("listen") } == [demo, "listen 127.0.0.1:8080;"])
+            #expect(directives.contains("include authd/protect.conf;"), "the demo application is behind the gateway")
+            #expect(FileManager.default.fileExists(atPath: prefix + "/authd/protect.conf"))
             #expect(directives.contains { $0.hasPrefix("limit_req zone=") } == (rateLimit == "on"))
             #expect(directives.contains("server \"unix:\(dir)/authd.sock\" max_fails=3 fail_timeout=10s;"), "upstream server line")
             let check = try run(Self.nginx, ["-t", "-p", prefix, "-c", conf, "-g", "daemon off;"], in: dir)
@@ -220,11 +251,14 @@ struct DeployFilesTests {
         ("no HSTS", "add_header Strict-Transport-Security $authd_hsts always;", "", "add_header-Strict-Transport-Security"),
         ("no 426", "if ($authd_https_required) { return 426; }", "", "if($authd_https_required)"),
         ("no TLS listen", "listen 443 ssl http2 default_server;", "", "listen(ssl)"),
+        ("no demo application", "#@local-include scripts/nginx-demo-app.conf", "", "#@local-include(2)"),
     ])
     func nginxConfScriptRefusesAnUnexpectedShape(change: String, from: String, to: String, complaint: String) throws {
         try withTempDir { dir in
             for sub in ["scripts", "deploy"] { try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true) }
-            try FileManager.default.copyItem(atPath: Self.nginxConfScript, toPath: dir + "/scripts/nginx-conf.sh")
+            for file in ["scripts/nginx-conf.sh", "scripts/nginx-demo-app.conf", "scripts/nginx-demo-upstream.conf", "deploy/nginx"] {
+                try FileManager.default.copyItem(atPath: Stack.repoRoot + "/" + file, toPath: dir + "/" + file)
+            }
             var text = try String(contentsOfFile: Self.productionConf, encoding: .utf8)
             try #require(text.contains(from), "\(change): deploy/nginx.conf has no \(from)")
             text = text.replacingOccurrences(of: from, with: to)
