@@ -54,7 +54,7 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin ;; esac
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-. "$root/scripts/proc.sh"  # alive, stop_one, wait_for
+. "$root/scripts/stack.sh"  # alive, stop_one, wait_for, ...
 PROC_HINT=" (logs in $work)"
 
 # --- settings -----------------------------------------------------------------------
@@ -313,7 +313,7 @@ parse_wrk() {
 # The commit being built (taken now: others may commit while the bench runs).
 git_rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git -C "$root" status --porcelain -- Sources Package.swift 2>/dev/null | wc -l)
-src_bin=$(authd_binary) || die "the release build failed"
+src_bin=$(authd_binary "$root/.build") || die "the release build failed"
 [[ -x $src_bin ]] || die "no executable authd at $src_bin"
 # A private copy: another build may replace .build/release/authd during the run.
 cp "$src_bin" "$work/authd"

@@ -48,8 +48,8 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin ;; esac
 
 log() { printf 'contract: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-. "$root/scripts/proc.sh"  # alive, stop_one, wait_for
-# shellcheck disable=SC2034  # read by wait_for in scripts/proc.sh
+. "$root/scripts/stack.sh"  # alive, stop_one, wait_for, ...
+# shellcheck disable=SC2034  # read by wait_for in scripts/stack.sh
 PROC_HINT=" (logs in $work)"
 
 stack_only=false
