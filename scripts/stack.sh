@@ -293,26 +293,3 @@ stack_stop() {
     STACK_REDIS_PID=''
     [[ -z $STACK_DIR ]] || rm -f "$STACK_DIR/redis.sock"
 }
-
-# --- until scripts/contract.sh and bench/run.sh start their stacks with the above -------
-
-# check_work_dir DIR: as stack_init, without making DIR the stack's folder.
-check_work_dir() {
-    (( ${#1} + 12 <= 107 )) || die "'$1' is too long for unix socket paths; move the checkout"
-    if [[ $1 == *[\"\\\$\;[:space:]]* ]]; then
-        die "the project path '$root' contains a space or one of \" \\ \$ ;"
-    fi
-}
-
-# stop_nginx_tree PID "WORKER_PIDS": stops nginx's master, then kills any of its workers
-# still alive (a master killed after its timeout leaves them running).
-stop_nginx_tree() {
-    local pid
-    stop_one nginx "$1" 10
-    for pid in $2; do
-        if alive "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then
-            log "killing leftover nginx worker $pid"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-}
