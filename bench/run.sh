@@ -4,18 +4,9 @@
 # same HS256 token), on a stack of its own on loopback. docs/benchmark.md says how
 # to read the table.
 #
-# Per round (ROUNDS, default 3), each wrk run being `wrk -t2 -c64 -d${DURATION}s --latency`:
-#   nginx-return200   GET / answered by nginx itself                     (reference)
-#   c-ref-get         GET / through nginx to bench/ref_responder.c       (reference)
-#   authd-get         GET / with a valid access token                    (bench/get.lua)
-#   authd-get-checked the same on an authd restarted with ACCESS_TOKEN_SESSION_CHECK=true
-#                     (one Redis EXISTS per request)
-#   authd-refresh     POST /auth/refresh-token rotating 128 real sessions (bench/refresh.lua)
-#   authd-mixed       BENCH_MIX % of GET / , refresh, login (bench/mixed.lua)
-#   authd-login       POST /auth/login at BCRYPT_COST=10                  (bench/login.lua)
-#   bcrypt-raw        bcrypt cost 10 on all cores, no server             (bench/bcrypt_rate.c)
-#   storm-get         GET / while another wrk (storm-login, 64 connections) hammers
-#                     POST /auth/login on an authd restarted with BCRYPT_COST=12
+# Per round (ROUNDS, default 3): the profiles of the table just below, in its order. The
+# stack (redis-server, authd, nginx) is scripts/stack.sh's; the /proc accounting, wrk and
+# its output, the records and the API calls are bench/lib.sh's.
 # Medians over the rounds go to a Markdown table (stdout, bench/out/results.md) and,
 # with every round's figures, to bench/out/results.json. Logs and raw wrk output stay
 # in bench/out/work/.
@@ -45,16 +36,42 @@
 #   SOAK_WARMUP (60), SOAK_RSS_GROWTH (10 %), SOAK_FD_SPREAD (2), SOAK_REDIS_MARGIN (25 %)
 set -euo pipefail
 
+# --- the profiles -----------------------------------------------------------------------
+# One line a profile. A wrk run is `wrk -t2 -c64 -d${DURATION}s --latency -s bench/RUN`;
+# a RUN without .lua is a function below. `authd` groups them: each group runs against
+# an authd (and nginx) started for it, every round:
+#   base     BCRYPT_COST=10 (always started: round 1 registers the users there)
+#   checked  the same, with ACCESS_TOKEN_SESSION_CHECK=true (one Redis EXISTS a request)
+#   storm    BCRYPT_COST=12
+# `app` is what PATH reaches and whose CPU time, peak RSS and accept queue are measured:
+# static (nginx `return 200` alone), ref (bench/ref_responder.c, through nginx) or authd.
+# `needs`, for the Lua script: sessions=NAME, 128 refresh tokens logged in before the
+# group's profiles (BENCH_SESSIONS); users, the registered users (BENCH_USERS).
+profiles='
+#  name               authd    app     path                 run          needs
+   nginx-return200    base     static  /                    get.lua                       # reference
+   c-ref-get          base     ref     /                    get.lua                       # reference
+   authd-get          base     authd   /                    get.lua                       # a valid access token
+   authd-refresh      base     authd   /auth/refresh-token  refresh.lua  sessions=refresh # rotates them
+   authd-mixed        base     authd   /                    mixed.lua    sessions=mixed users # BENCH_MIX % of GET /, refresh, login
+   authd-login        base     authd   /auth/login          login.lua    users
+   bcrypt-raw         base     -       -                    bcrypt_raw                    # bench/bcrypt_rate.c, all cores, no server
+   authd-get-checked  checked  authd   /                    get.lua
+   storm-get          storm    authd   /                    storm                         # while storm-login hammers /auth/login
+'
+
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 bench=$root/bench
 out=$bench/out
 work=$out/work
-case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin ;; esac
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-. "$root/scripts/proc.sh"  # alive, stop_one, wait_for
+. "$root/scripts/stack.sh"  # stack_* (redis-server, authd, nginx), alive, free_ports
+# shellcheck source=bench/lib.sh
+. "$bench/lib.sh"           # /proc accounting, wrk, records, users and sessions
+# shellcheck disable=SC2034  # read by wait_for in scripts/stack.sh
 PROC_HINT=" (logs in $work)"
 
 # --- settings -----------------------------------------------------------------------
@@ -123,198 +140,48 @@ fi
 for h in fcgiapp.h openssl/evp.h crypt.h; do
     [[ -e /usr/include/$h ]] || die "/usr/include/$h missing: run 'make deps' (as root) first"
 done
-check_work_dir "$work"
-
 mkdir -p "$out"
 exec 9>"$out/bench.lock"
 flock -n 9 || die "another 'make bench' or 'make soak' is running in $root"
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for (( try = 0; ; try++ )); do
-    port_authd=$base_port port_ref=$((base_port + 1)) port_static=$((base_port + 2))
-    busy=''
-    for p in "$port_authd" "$port_ref" "$port_static"; do
-        if port_busy "$p"; then busy=$p; break; fi
-    done
-    [[ -n $busy ]] || break
-    if [[ -n ${BENCH_PORT:-} ]] || (( try >= 20 )); then
-        die "127.0.0.1:$busy is in use (choose other ports with BENCH_PORT=...)"
-    fi
-    base_port=$((base_port + 10))
-done
+tries=21
+[[ -z ${BENCH_PORT:-} ]] || tries=1
+base_port=$(free_ports "$base_port" 10 "$tries" 3) \
+    || die "127.0.0.1:$base_port is in use (choose other ports with BENCH_PORT=...)"
+port_authd=$base_port port_ref=$((base_port + 1)) port_static=$((base_port + 2))
+api_base=http://127.0.0.1:$port_authd
 rm -rf "$work"
-mkdir -p "$work/wrk" "$work/redis" "$work/nginx"
+stack_init "$work"
+mkdir -p "$work/wrk"
 clk_tck=$(getconf CLK_TCK)
 ncpu=$(nproc)
 
-# "busy total" jiffies of the whole machine (all CPUs) from /proc/stat. Busy counts user,
-# nice and system time only: irq/softirq time (loopback traffic) is not charged to any
-# process, so it could not be told apart from other processes' load.
-machine_ticks() {
-    local _ u n s i w irq sirq st
-    read -r _ u n s i w irq sirq st _ </proc/stat
-    echo "$((u + n + s)) $((u + n + s + i + w + irq + sirq + st))"
-}
-# CPU seconds of this shell and of all its reaped children (`times`), in ticks.
-own_ticks() {
-    times >"$work/times.txt"   # in this shell: a subshell would report its own (zero) times
-    awk -v hz="$clk_tck" '
-        { for (i = 1; i <= NF; i++) { split($i, p, "m"); sub(/s$/, "", p[2]); t += p[1] * 60 + p[2] } }
-        END { printf "%d\n", t * hz }' "$work/times.txt"
-}
-
 # --- process control ------------------------------------------------------------------
-# redis-server, authd, nginx and the C responder run in sessions of their own (setsid,
-# which execs in place here, so $! is their pid): Ctrl-C reaches this script, wrk and
-# curl, and the services are then stopped in order (nginx and authd would otherwise act
-# on the terminal's SIGINT themselves, before the clients have stopped).
-redis_pid='' ref_pid='' authd_pid='' nginx_pid='' nginx_workers=''
-bg_pids=()          # wrk runs and samplers in flight (forgotten once reaped)
-forget() {
-    local p keep=()
-    for p in "${bg_pids[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    bg_pids=("${keep[@]}")
-}
-sampler_flag=$work/sampling
-
-
-
-stop_nginx() {
-    stop_nginx_tree "$nginx_pid" "$nginx_workers"
-    nginx_pid='' nginx_workers=''
-}
-
-stop_authd() {
-    stop_one authd "$authd_pid" 20
-    authd_pid=''
-    rm -f "$work/authd.sock"
-}
-
+# redis-server, authd, nginx (scripts/stack.sh) and the C responder run in sessions of
+# their own: Ctrl-C reaches this script, wrk and curl, and the services are then stopped
+# in order (nginx and authd would otherwise act on the terminal's SIGINT themselves,
+# before the clients have stopped).
+ref_pid=''
 cleaned=false
 cleanup() {
-    local status=$? pid
+    local status=$?
     $cleaned && return 0
     cleaned=true
     trap '' INT TERM
     (( status == 0 )) || log "stopping everything (exit status $status)"
-    rm -f "$sampler_flag"
-    for pid in "${bg_pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${bg_pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_background
     # Front to back, so nothing is left waiting on a peer that is gone.
-    stop_nginx
-    stop_authd
+    stack_stop
     stop_one ref_responder "$ref_pid" 5
-    stop_one redis-server "$redis_pid" 10
-    rm -f "$work/ref.sock" "$work/redis.sock"
+    rm -f "$work/ref.sock"
 }
 trap cleanup EXIT
 trap 'echo >&2; log "interrupted; stopping everything"; exit 130' INT TERM
-
-
-# utime + stime of a process, in clock ticks (0 without a pid).
-cpu_ticks() {
-    local stat f
-    [[ -n ${1:-} ]] || { echo 0; return; }
-    read -r stat <"/proc/$1/stat"
-    stat=${stat##*) }
-    read -ra f <<<"$stat"
-    echo $(( f[11] + f[12] ))
-}
-nginx_ticks() {
-    local pid sum=0
-    for pid in $nginx_workers; do sum=$(( sum + $(cpu_ticks "$pid") )); done
-    echo "$sum"
-}
-vmhwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
-
-# settle PID: wait (at most 20 s) until the process has stopped using CPU, so work left
-# over from one profile (queued logins) does not leak into the next.
-settle() {
-    local pid=$1 before after i=0
-    [[ -n $pid ]] || return 0
-    after=$(cpu_ticks "$pid")
-    while (( i < 100 )); do
-        sleep 0.2
-        before=$after
-        after=$(cpu_ticks "$pid")
-        (( after - before > 1 )) || return 0
-        i=$((i + 1))
-    done
-    log "warning: pid $pid still busy 20 s after the profile"
-}
-
-# Accept-queue length of a listening unix socket, sampled every 0.2 s while the flag
-# file exists: connections nginx opened that no worker thread has accepted yet.
-start_sampler() {
-    local sock=$1 file=$2
-    : >"$file"
-    sampler_pid=''
-    [[ -n $sock ]] || return 0
-    : >"$sampler_flag"
-    (
-        while [[ -e $sampler_flag ]]; do
-            ss -xlH src "$sock" 2>/dev/null | awk '{ print $3 }'
-            sleep 0.2
-        done
-    ) >"$file" 9>&- &
-    sampler_pid=$!
-    bg_pids+=("$sampler_pid")
-}
-stop_sampler() {   # sets recvq_max to the largest sample (null when nothing was sampled)
-    rm -f "$sampler_flag"
-    recvq_max=null
-    [[ -n $sampler_pid ]] || return 0
-    wait "$sampler_pid" 2>/dev/null || true
-    forget "$sampler_pid"
-    recvq_max=$(awk 'BEGIN { m = 0 } $1 + 0 > m { m = $1 + 0 } END { print m }' "$1")
-}
-
-# record key=value...: one JSON object per line into records.jsonl.
-record() {
-    local kv k v args=()
-    for kv in "$@"; do
-        k=${kv%%=*} v=${kv#*=}
-        if [[ $v =~ ^-?[0-9]+(\.[0-9]+)?$ || $v == null ]]; then
-            args+=(--argjson "$k" "$v")
-        else
-            args+=(--arg "$k" "$v")
-        fi
-    done
-    jq -n -c '$ARGS.named' "${args[@]}" >>"$work/records.jsonl"
-}
-
-# parse_wrk FILE: "req/s p50_ms p99_ms requests non2xx socket_errors timeouts"
-parse_wrk() {
-    awk '
-    function ms(v,   n, u) {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") return n / 1000
-        if (u == "s") return n * 1000
-        if (u == "m") return n * 60000
-        return n
-    }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    / requests in / { req = $1 }
-    /Socket errors:/ {
-        for (i = 3; i <= NF; i++) { x = $i; gsub(/,/, "", x); if (x ~ /^[0-9]+$/) se += x }
-        to = $NF
-    }
-    /Non-2xx or 3xx responses:/ { bad = $NF }
-    /^Requests\/sec:/ { rps = $2 }
-    END { printf "%.2f %.3f %.3f %d %d %d %d\n", rps, p50, p99, req, bad, se, to }
-    ' "$1"
-}
 
 # --- build ----------------------------------------------------------------------------
 # The commit being built (taken now: others may commit while the bench runs).
 git_rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git -C "$root" status --porcelain -- Sources Package.swift 2>/dev/null | wc -l)
-src_bin=$(authd_binary) || die "the release build failed"
-[[ -x $src_bin ]] || die "no executable authd at $src_bin"
+src_bin=$(authd_binary "$root/.build") || exit 1
 # A private copy: another build may replace .build/release/authd during the run.
 cp "$src_bin" "$work/authd"
 bin=$work/authd
@@ -328,165 +195,158 @@ refresh_secret=$("$bin" keygen)
     || die "'authd keygen' printed something unexpected"
 : >"$work/empty.env"
 
-# --- redis-server (unix socket only, nothing on disk) -----------------------------------
-cat >"$work/redis.conf" <<EOF
-port 0
-unixsocket "$work/redis.sock"
-unixsocketperm 700
-dir "$work/redis"
-logfile "$work/redis/redis.log"
-daemonize no
-save ""
-appendonly no
-EOF
-setsid redis-server "$work/redis.conf" </dev/null 9>&- &
-redis_pid=$!
-wait_for redis-server "$redis_pid" 20 \
-    bash -c "[[ \$(redis-cli -s '$work/redis.sock' ping) == PONG ]]"
+# --- the stack: redis-server (unix socket only, nothing on disk), the C responder ------
+stack_redis_start 'save ""' 'appendonly no'
 
-# --- the C reference responder ----------------------------------------------------------
-(
-    export ACCESS_TOKEN_SECRET=$access_secret
-    exec setsid "$out/ref_responder" "$work/ref.sock" "$REF_THREADS"
-) </dev/null 2>>"$work/ref.log" 9>&- &
+ACCESS_TOKEN_SECRET=$access_secret setsid "$out/ref_responder" "$work/ref.sock" "$REF_THREADS" \
+    </dev/null 2>>"$work/ref.log" 9>&- &
 ref_pid=$!
 wait_for ref_responder "$ref_pid" 10 test -S "$work/ref.sock"
 
-# --- nginx configuration: production file, local paths, access log off, + references -----
-NGINX_ACCESS_LOG=off bash scripts/nginx-conf.sh "$work/nginx" "127.0.0.1:$port_authd" "$work/authd.sock" \
-    >"$work/nginx/generated.conf"
-KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE REF_SOCKET=$work/ref.sock REF_LISTEN=127.0.0.1:$port_ref \
-STATIC_LISTEN=127.0.0.1:$port_static \
-    awk -f "$bench/nginx-bench.awk" "$work/nginx/generated.conf" >"$work/nginx/nginx.conf"
-nginx -t -q -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;'
+# nginx: the production file with local paths and the access log off, plus the two
+# references (bench/nginx-bench.awk).
+NGINX_ACCESS_LOG=off KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE REF_SOCKET=$work/ref.sock \
+REF_LISTEN=127.0.0.1:$port_ref STATIC_LISTEN=127.0.0.1:$port_static \
+    stack_nginx_conf "127.0.0.1:$port_authd" awk -f "$bench/nginx-bench.awk"
 
-http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" || true; }
-
-start_stack() {   # start_stack COST [SESSION_CHECK]: authd with BCRYPT_COST=COST, then nginx
+# start_stack COST [SESSION_CHECK]: authd with BCRYPT_COST=COST, then nginx. authd runs
+# in the work folder with an empty env file; the environment reaches it, as with
+# `make run`, but for the bench's own settings.
+start_stack() {
     local cost=$1 session_check=${2:-false}
-    rm -f "$work/authd.sock"
-    (
-        cd "$work"
-        export ACCESS_TOKEN_SECRET=$access_secret REFRESH_TOKEN_SECRET=$refresh_secret
-        export REDIS_URL="unix://$work/redis.sock" FCGI_LISTEN="$work/authd.sock"
-        export WORKERS BCRYPT_COST=$cost ACCESS_TOKEN_SESSION_CHECK=$session_check
-        # The failed-login limits count logins in flight too (so parallel guesses cannot
-        # pass them together): 64 connections logging in as a few users would be 429s.
-        # The bench measures hashing, not the brute-force defence.
-        export LOGIN_USER_MAX_FAILURES=0 LOGIN_ADDRESS_MAX_FAILURES=0
-        exec setsid "$bin" serve --env-file "$work/empty.env"
-    ) </dev/null 2>>"$work/authd-cost$cost.log" 9>&- &
-    authd_pid=$!
-    wait_for authd "$authd_pid" 60 test -S "$work/authd.sock"
-    setsid nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' \
-        </dev/null 2>>"$work/nginx/error.log" 9>&- &
-    nginx_pid=$!
-    wait_for nginx "$nginx_pid" 20 \
-        bash -c "[[ \$(curl -s -o /dev/null -m 2 -w '%{http_code}' http://127.0.0.1:$port_authd/readyz) == 200 ]]"
-    nginx_workers=$(ps -o pid= --ppid "$nginx_pid" | tr -s ' \n' ' ')
+    # The failed-login limits count logins in flight too (so parallel guesses cannot
+    # pass them together): 64 connections logging in as a few users would be 429s.
+    # The bench measures hashing, not the brute-force defence.
+    stack_authd_start "$bin" "$work/authd-cost$cost.log" \
+        ACCESS_TOKEN_SECRET="$access_secret" REFRESH_TOKEN_SECRET="$refresh_secret" \
+        WORKERS="$WORKERS" BCRYPT_COST="$cost" ACCESS_TOKEN_SESSION_CHECK="$session_check" \
+        LOGIN_USER_MAX_FAILURES=0 LOGIN_ADDRESS_MAX_FAILURES=0 \
+        -- --env-file "$work/empty.env"
+    stack_nginx_start "$work/nginx/error.log" "$api_base/readyz"
     [[ $(http_code "http://127.0.0.1:$port_static/") == 200 ]] || die "nginx alone does not answer 200"
     [[ $(http_code "http://127.0.0.1:$port_ref/") == 401 ]] || die "the C responder does not answer 401 without a token"
 }
 
 stop_stack() {
-    stop_nginx
-    stop_authd
+    stack_nginx_stop
+    stack_authd_stop
 }
 
-api_base=http://127.0.0.1:$port_authd
+run_id=$(date +%s)-$$
 
-# register NAME: prints the access token of the new user.
-register() {
-    local body code
-    body=$(curl -sS -m 30 -w '\n%{http_code}' -X POST "$api_base/auth/register" \
-        -H 'Content-Type: application/json' \
-        --data-binary "{\"username\":\"$1\",\"password\":\"$password\"}") || die "register $1: curl failed"
-    code=${body##*$'\n'}
-    [[ $code == 201 ]] || die "register $1: HTTP $code: ${body%$'\n'*}"
-    jq -r .accessToken <<<"${body%$'\n'*}"
+# --- the soak (SOAK=1) instead of the rounds: bench/soak.sh ends the script -------------
+if [[ $SOAK == 1 ]]; then
+    # shellcheck source=bench/soak.sh
+    . "$bench/soak.sh"
+fi
+
+# --- running the table ------------------------------------------------------------------
+want() { [[ -z ${BENCH_PROFILES:-} || " ${BENCH_PROFILES//,/ } " == *" $1 "* ]]; }
+
+# group_profiles GROUP: the wanted profiles of that group, one line each, without the
+# group column and the comments.
+group_profiles() {
+    local line name group rest
+    while read -r line; do
+        read -r name group rest <<<"${line%%#*}"
+        if [[ -n $name && $group == "$1" ]] && want "$name"; then
+            echo "$name $rest"
+        fi
+    done <<<"$profiles"
 }
 
-# make_sessions N FILE USERS...: N logins (4 at a time), one refresh token per line. A
-# login refused for load (503 after 5 s in the hashing queue on a busy machine) is
-# tried again, a few times.
-make_sessions() {
-    local n=$1 file=$2 i got=0 try
-    shift 2
-    local users=("$@")
-    : >"$file"
-    for (( try = 1; try <= 5 && got < n; try++ )); do
-        for (( i = got; i < n; i++ )); do echo "${users[i % ${#users[@]}]}"; done |
-            xargs -P 4 -I{} curl -sS -m 60 -X POST "$api_base/auth/login" \
-                -H 'Content-Type: application/json' -w '\n' \
-                --data-binary "{\"username\":\"{}\",\"password\":\"$password\"}" |
-            jq -r '.refreshToken // empty' >>"$file" || true
-        got=$(wc -l <"$file")
-    done
-    (( got == n )) || die "wanted $n sessions, got $got (see $work/authd-cost$login_cost.log)"
-}
-
-run_wrk() {   # run_wrk OUTFILE SECONDS SCRIPT URL: in the background; sets wrk_pid
-    wrk -t"$wrk_threads" -c"$wrk_conns" -d"$2s" --timeout 10s --latency -s "$3" "$4" \
-        >"$1" 2>&1 </dev/null 9>&- &
-    wrk_pid=$!
-    bg_pids+=("$wrk_pid")
-}
-wait_wrk() {   # wait_wrk PID OUTFILE
-    local rc=0
-    wait "$1" || rc=$?
-    forget "$1"
-    (( rc == 0 )) || { cat "$2" >&2; die "wrk failed (status $rc), output above"; }
-    grep -q '^Requests/sec:' "$2" || { cat "$2" >&2; die "wrk printed no summary"; }
-}
-
-# profile NAME URL SCRIPT APP_PID SOCKET: one wrk run, with the app's CPU time, peak
-# RSS and accept-queue samples around it.
-profile() {
-    local name=$1 url=$2 script=$3 pid=$4 sock=$5
-    local file=$work/wrk/r$round-$name.txt t0 t1 n0 n1 rps p50 p99 req bad se to cpu ncpu_us hwm q extra
-    t0=$(cpu_ticks "$pid") n0=$(nginx_ticks)
-    start_sampler "$sock" "$file.recvq"
-    run_wrk "$file" "$DURATION" "$script" "$url"
-    wait_wrk "$wrk_pid" "$file"
-    [[ -z $pid ]] || alive "$pid" || die "$name: pid $pid died during the run (logs in $work)"
-    grep '^BENCH-ERROR' "$file" >&2 || true
-    t1=$(cpu_ticks "$pid") n1=$(nginx_ticks)
-    stop_sampler "$file.recvq"
-    q=$recvq_max
-    read -r rps p50 p99 req bad se to < <(parse_wrk "$file")
-    cpu=null hwm=null
-    if [[ -n $pid ]]; then
-        cpu=$(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v n="$req" 'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }')
-        hwm=$(vmhwm_kib "$pid")
+# run_profile NAME APP PATH RUN [NEED]...: one line of the table.
+run_profile() {
+    local name=$1 app=$2 path=$3 run=$4 need url='' pid='' sock='' env=()
+    shift 4
+    case $app in
+        static) url=http://127.0.0.1:$port_static$path ;;
+        ref) url=http://127.0.0.1:$port_ref$path pid=$ref_pid sock=$work/ref.sock ;;
+        authd) url=$api_base$path pid=$STACK_AUTHD_PID sock=$work/authd.sock ;;
+    esac
+    if [[ $run != *.lua ]]; then
+        "$run"
+        return
     fi
-    ncpu_us=$(awk -v t=$((n1 - n0)) -v hz="$clk_tck" -v n="$req" 'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }')
-    extra=$(grep '^BENCH ' "$file" | cut -d' ' -f3- || true)
-    record round="$round" profile="$name" rps="$rps" p50_ms="$p50" p99_ms="$p99" requests="$req" \
-        non2xx="$bad" socket_errors="$se" timeouts="$to" cpu_us="$cpu" nginx_cpu_us="$ncpu_us" \
-        vmhwm_kib="$hwm" recvq_max="$q" lua="${extra:-}"
-    printf '  %-16s %9.0f req/s  p50 %7.2f ms  p99 %8.2f ms  non-2xx %d  socket errors %d  cpu %s us/req  recv-q max %s %s\n' \
-        "$name" "$rps" "$p50" "$p99" "$bad" "$se" "$cpu" "$q" "${extra:-}" >&2
-    settle "$pid"
+    for need in "$@"; do
+        case $need in
+            sessions=*) env+=("BENCH_SESSIONS=$work/sessions-${need#sessions=}.txt") ;;
+            users) env+=("BENCH_USERS=${login_users[*]}") ;;
+        esac
+    done
+    profile "$name" "$url" "$bench/$run" "$pid" "$sock" "${env[@]}"
 }
 
-# storm: login at cost 12 on 64 connections for DURATION+2 s; 1 s in, GET / for DURATION s.
+# The groups: start the stack, then what its profiles need.
+login_users=() storm_users=()
+group_base() {
+    local line need sig flip tampered
+    log "round $round/$ROUNDS: authd with BCRYPT_COST=$login_cost"
+    start_stack "$login_cost"
+    if (( round == 1 )); then
+        register_users login_users bench 8
+        use_token "$last_token"
+        # Both the C responder and authd must answer this token with 200.
+        [[ $(http_code -H "Authorization: Bearer $BENCH_TOKEN" "http://127.0.0.1:$port_ref/") == 200 ]] \
+            || die "the C responder refuses authd's token"
+        # A different first signature character changes the first signature byte.
+        sig=${BENCH_TOKEN##*.}
+        [[ ${sig:0:1} == A ]] && flip=B || flip=A
+        tampered=${BENCH_TOKEN%.*}.$flip${sig:1}
+        [[ $(http_code -H "Authorization: Bearer $tampered" "http://127.0.0.1:$port_ref/") == 401 ]] \
+            || die "the C responder accepts a tampered token"
+        [[ $(http_code -H "Authorization: Bearer $tampered" "$api_base/") == 401 ]] \
+            || die "authd accepts a tampered token"
+    fi
+    for line in "$@"; do
+        for need in $line; do
+            if [[ $need == sessions=* ]]; then
+                make_sessions $((pool_per_thread * wrk_threads)) "$work/sessions-${need#sessions=}.txt" "${login_users[@]}"
+            fi
+        done
+    done
+    settle "$STACK_AUTHD_PID"
+}
+group_checked() {
+    log "round $round/$ROUNDS: authd with ACCESS_TOKEN_SESSION_CHECK=true"
+    start_stack "$login_cost" true
+    [[ $(http_code -H "Authorization: Bearer $BENCH_TOKEN" "$api_base/") == 200 ]] \
+        || die "authd with the session check refuses the bench token (its session ended?)"
+    settle "$STACK_AUTHD_PID"
+}
+group_storm() {
+    log "round $round/$ROUNDS: authd with BCRYPT_COST=$storm_cost (login storm)"
+    start_stack "$storm_cost"
+    (( round > 1 )) || register_users storm_users storm 2
+}
+
+# bcrypt-raw: bcrypt at the login cost on all cores, no server (bench/bcrypt_rate.c).
+bcrypt_raw() {
+    local rate hashes nthreads
+    read -r rate hashes _ nthreads < <("$out/bcrypt_rate" "$login_cost" "$bcrypt_seconds" "$ncpu")
+    record round="$round" profile=bcrypt-raw rps="$rate" requests="$hashes" threads="$nthreads"
+    printf '  %-16s %9.1f hashes/s at cost %d on %d threads\n' bcrypt-raw "$rate" "$login_cost" "$nthreads" >&2
+}
+
+# storm-get (and storm-login): login at cost 12 on 64 connections for DURATION+2 s; 1 s
+# in, GET / for DURATION s.
 storm() {
     local fa=$work/wrk/r$round-storm-login.txt fb=$work/wrk/r$round-storm-get.txt
-    local t0 t1 pa pb rps p50 p99 req bad se to hwm q lreq
-    t0=$(cpu_ticks "$authd_pid")
+    local t0 t1 pa pb rps p50 p99 req bad se to hwm q lreq cpu
+    t0=$(cpu_ticks "$STACK_AUTHD_PID")
     start_sampler "$work/authd.sock" "$fb.recvq"
-    BENCH_USERS="${storm_users[*]}" run_wrk "$fa" $((DURATION + 2)) "$bench/login.lua" "$api_base/auth/login"
+    run_wrk "$fa" $((DURATION + 2)) "$bench/login.lua" "$api_base/auth/login" "BENCH_USERS=${storm_users[*]}"
     pa=$wrk_pid
     sleep 1
     run_wrk "$fb" "$DURATION" "$bench/get.lua" "$api_base/"
     pb=$wrk_pid
     wait_wrk "$pb" "$fb"
     wait_wrk "$pa" "$fa"
-    alive "$authd_pid" || die "storm: authd died during the run (logs in $work)"
-    t1=$(cpu_ticks "$authd_pid")
+    alive "$STACK_AUTHD_PID" || die "storm: authd died during the run (logs in $work)"
+    t1=$(cpu_ticks "$STACK_AUTHD_PID")
     stop_sampler "$fb.recvq"
     q=$recvq_max
-    hwm=$(vmhwm_kib "$authd_pid")
+    hwm=$(vmhwm_kib "$STACK_AUTHD_PID")
     read -r rps p50 p99 lreq bad se to < <(parse_wrk "$fa")
     record round="$round" profile=storm-login rps="$rps" p50_ms="$p50" p99_ms="$p99" requests="$lreq" \
         non2xx="$bad" socket_errors="$se" timeouts="$to" cpu_us=null vmhwm_kib="$hwm" recvq_max="$q"
@@ -494,136 +354,29 @@ storm() {
         storm-login "$rps" "$p50" "$p99" "$bad" "$se" >&2
     read -r rps p50 p99 req bad se to < <(parse_wrk "$fb")
     # CPU over the whole storm, for the logins and the GETs together.
-    local cpu
-    cpu=$(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v n=$((req + lreq)) 'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }')
+    cpu=$(per_request $((t1 - t0)) $((req + lreq)))
     record round="$round" profile=storm-get rps="$rps" p50_ms="$p50" p99_ms="$p99" requests="$req" \
         non2xx="$bad" socket_errors="$se" timeouts="$to" cpu_us="$cpu" vmhwm_kib="$hwm" recvq_max="$q"
     printf '  %-16s %9.0f req/s  p50 %7.2f ms  p99 %8.2f ms  non-2xx %d  socket errors %d  recv-q max %s\n' \
         storm-get "$rps" "$p50" "$p99" "$bad" "$se" "$q" >&2
-    settle "$authd_pid"
+    settle "$STACK_AUTHD_PID"
 }
-
-# start_measuring WHAT: how busy the machine is without us (idle_busy_pct, with a
-# warning naming WHAT), then the machine's and our own CPU counters from now on.
-start_measuring() {
-    local busy0 total0 busy1 total1
-    read -r busy0 total0 < <(machine_ticks)
-    sleep 1
-    read -r busy1 total1 < <(machine_ticks)
-    idle_busy_pct=$(( (busy1 - busy0) * 100 / (total1 - total0 > 0 ? total1 - total0 : 1) ))
-    if (( idle_busy_pct > 10 )); then
-        log "warning: the machine is already ${idle_busy_pct}% busy before $1"
-    fi
-    read -r run_busy0 run_total0 < <(machine_ticks)
-    own_ticks >"$work/own0"
-    own0=$(<"$work/own0")
-    started=$SECONDS
-}
-
-# stop_measuring: other_load_pct, the share of the machine that processes other than
-# ours used since start_measuring (call it after ours have stopped and been reaped).
-stop_measuring() {
-    local run_busy1 run_total1 own1
-    read -r run_busy1 run_total1 < <(machine_ticks)
-    own_ticks >"$work/own1"
-    own1=$(<"$work/own1")
-    other_load_pct=$(awk -v b=$((run_busy1 - run_busy0)) -v t=$((run_total1 - run_total0)) -v o=$((own1 - own0)) \
-        'BEGIN { v = t > 0 ? (b - o) * 100 / t : 0; if (v < 0) v = 0; printf "%.1f", v }')
-}
-
-# --- the soak (SOAK=1) instead of the rounds: bench/soak.sh ends the script -------------
-if [[ $SOAK == 1 ]]; then
-    . "$bench/soak.sh"
-fi
 
 # --- the rounds -------------------------------------------------------------------------
-want() { [[ -z ${BENCH_PROFILES:-} || " ${BENCH_PROFILES//,/ } " == *" $1 "* ]]; }
-run_id=$(date +%s)-$$
-login_users=() storm_users=()
 # How busy the machine is without us, just before the rounds (after the build).
 start_measuring "the rounds start; figures will be low and noisy"
 log "DURATION=${DURATION}s ROUNDS=$ROUNDS WORKERS=$WORKERS KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE REF_THREADS=$REF_THREADS MIX=$BENCH_MIX ports $port_authd/$port_ref/$port_static"
 for (( round = 1; round <= ROUNDS; round++ )); do
-    log "round $round/$ROUNDS: authd with BCRYPT_COST=$login_cost"
-    start_stack "$login_cost"
-    if (( round == 1 )); then
-        for i in 1 2 3 4 5 6 7 8; do
-            name=bench-$i-$run_id
-            token=$(register "$name")
-            login_users+=("$name")
+    for group in base checked storm; do
+        mapfile -t lines < <(group_profiles "$group")
+        (( ${#lines[@]} > 0 )) || [[ $group == base ]] || continue
+        "group_$group" "${lines[@]}"
+        for line in "${lines[@]}"; do
+            read -ra fields <<<"$line"
+            run_profile "${fields[@]}"
         done
-        export BENCH_TOKEN=$token BENCH_PASSWORD=$password BENCH_THREADS=$wrk_threads BENCH_MIX
-        # Both the C responder and authd must answer this token with 200.
-        [[ $(http_code -H "Authorization: Bearer $token" "$api_base/") == 200 ]] || die "authd refuses the bench token"
-        [[ $(http_code -H "Authorization: Bearer $token" "http://127.0.0.1:$port_ref/") == 200 ]] \
-            || die "the C responder refuses authd's token"
-        # A different first signature character changes the first signature byte.
-        sig=${token##*.}
-        [[ ${sig:0:1} == A ]] && flip=B || flip=A
-        tampered=${token%.*}.$flip${sig:1}
-        [[ $(http_code -H "Authorization: Bearer $tampered" "http://127.0.0.1:$port_ref/") == 401 ]] \
-            || die "the C responder accepts a tampered token"
-        [[ $(http_code -H "Authorization: Bearer $tampered" "$api_base/") == 401 ]] \
-            || die "authd accepts a tampered token"
-    fi
-    if want authd-refresh; then
-        make_sessions $((pool_per_thread * wrk_threads)) "$work/sessions-refresh.txt" "${login_users[@]}"
-    fi
-    if want authd-mixed; then
-        make_sessions $((pool_per_thread * wrk_threads)) "$work/sessions-mixed.txt" "${login_users[@]}"
-    fi
-    settle "$authd_pid"
-
-    if want nginx-return200; then
-        profile nginx-return200 "http://127.0.0.1:$port_static/" "$bench/get.lua" "" ""
-    fi
-    if want c-ref-get; then
-        profile c-ref-get "http://127.0.0.1:$port_ref/" "$bench/get.lua" "$ref_pid" "$work/ref.sock"
-    fi
-    if want authd-get; then
-        profile authd-get "$api_base/" "$bench/get.lua" "$authd_pid" "$work/authd.sock"
-    fi
-    if want authd-refresh; then
-        BENCH_SESSIONS=$work/sessions-refresh.txt \
-            profile authd-refresh "$api_base/auth/refresh-token" "$bench/refresh.lua" "$authd_pid" "$work/authd.sock"
-    fi
-    if want authd-mixed; then
-        BENCH_SESSIONS=$work/sessions-mixed.txt BENCH_USERS="${login_users[*]}" \
-            profile authd-mixed "$api_base/" "$bench/mixed.lua" "$authd_pid" "$work/authd.sock"
-    fi
-    if want authd-login; then
-        BENCH_USERS="${login_users[*]}" \
-            profile authd-login "$api_base/auth/login" "$bench/login.lua" "$authd_pid" "$work/authd.sock"
-    fi
-    if want bcrypt-raw; then
-        read -r rate hashes secs nthreads < <("$out/bcrypt_rate" "$login_cost" "$bcrypt_seconds" "$ncpu")
-        record round="$round" profile=bcrypt-raw rps="$rate" requests="$hashes" threads="$nthreads"
-        printf '  %-16s %9.1f hashes/s at cost %d on %d threads\n' bcrypt-raw "$rate" "$login_cost" "$nthreads" >&2
-    fi
-    stop_stack
-
-    if want authd-get-checked; then
-        log "round $round/$ROUNDS: authd with ACCESS_TOKEN_SESSION_CHECK=true"
-        start_stack "$login_cost" true
-        [[ $(http_code -H "Authorization: Bearer $BENCH_TOKEN" "$api_base/") == 200 ]] \
-            || die "authd with the session check refuses the bench token (its session ended?)"
-        settle "$authd_pid"
-        profile authd-get-checked "$api_base/" "$bench/get.lua" "$authd_pid" "$work/authd.sock"
         stop_stack
-    fi
-
-    want storm-get || continue
-    log "round $round/$ROUNDS: authd with BCRYPT_COST=$storm_cost (login storm)"
-    start_stack "$storm_cost"
-    if (( round == 1 )); then
-        for i in 1 2; do
-            name=storm-$i-$run_id
-            register "$name" >/dev/null
-            storm_users+=("$name")
-        done
-    fi
-    storm
-    stop_stack
+    done
 done
 elapsed=$((SECONDS - started))
 # Everything of ours has stopped and been reaped: what the machine did beyond our own

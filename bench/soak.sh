@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2154,SC2153  # variables and functions are bench/run.sh's
+# shellcheck shell=bash disable=SC2154,SC2153  # variables and functions are bench/run.sh's and bench/lib.sh's
 # The soak: `SOAK=1 bash bench/run.sh` (`make soak`). Sourced by bench/run.sh after it
 # has built authd and configured redis-server and nginx, so the stack is the bench's
 # own; this file only replaces the bench's rounds and report. It ends the script.
@@ -57,42 +57,36 @@ soak_samples=$work/soak-samples.jsonl
 : >"$soak_samples"
 
 start_measuring "the soak starts"
-run_id=$(date +%s)-$$
 
 log "soak: ${SOAK_SECONDS}s, sample every ${SOAK_INTERVAL}s, REFRESH_TOKEN_TTL=${SOAK_TTL}s, BCRYPT_COST=$login_cost, MIX=$BENCH_MIX, $SOAK_USERS login users, WORKERS=$WORKERS KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE, port $port_authd"
 export REFRESH_TOKEN_TTL=$SOAK_TTL
 start_stack "$login_cost"
-nginx_nworkers=$(wc -w <<<"$nginx_workers")
+nginx_nworkers=$(wc -w <<<"$STACK_NGINX_WORKERS")
 fcgi_bound=$wrk_conns
 [[ $KEEP_CONN == off ]] || fcgi_bound=$((wrk_conns + KEEPALIVE * nginx_nworkers))
 
 soak_users=()
-for (( i = 1; i <= SOAK_USERS; i++ )); do
-    name=soak-$i-$run_id
-    token=$(register "$name")
-    soak_users+=("$name")
-done
-export BENCH_TOKEN=$token BENCH_PASSWORD=$password BENCH_THREADS=$wrk_threads BENCH_MIX
-[[ $(http_code -H "Authorization: Bearer $token" "$api_base/") == 200 ]] || die "authd refuses the soak token"
+register_users soak_users soak "$SOAK_USERS"
+use_token "$last_token"
 pool_size=$((pool_per_thread * wrk_threads))
 make_sessions "$pool_size" "$work/sessions-soak.txt" "${soak_users[@]}"
-settle "$authd_pid"
+settle "$STACK_AUTHD_PID"
 
 redis_cmd() { redis-cli -s "$work/redis.sock" "$@"; }
 
 # soak_sample T: one JSON line with authd's and Redis's figures at nominal time T.
 soak_sample() {
     local t=$1 rss threads fds socks nonsock fcgi cpu dbsize sessions used expired clients
-    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$authd_pid/status")
-    threads=$(awk '/^Threads:/ { print $2 }' "/proc/$authd_pid/status")
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$STACK_AUTHD_PID/status")
+    threads=$(awk '/^Threads:/ { print $2 }' "/proc/$STACK_AUTHD_PID/status")
     # All open fds (= `ls /proc/PID/fd | wc -l`), from one pass over the fd table: sockets
     # and the rest (files, pipes, eventfds...). An fd closed while find lists the table
     # is skipped.
-    read -r fds socks nonsock < <(find "/proc/$authd_pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null |
+    read -r fds socks nonsock < <(find "/proc/$STACK_AUTHD_PID/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null |
         awk '{ n++; if ($0 ~ /^socket:/) s++ } END { print n + 0, s + 0, n - s }')
     # The FastCGI connections authd has accepted: the connected sockets bound to its path.
     fcgi=$(ss -xH state established src "$work/authd.sock" 2>/dev/null | wc -l)
-    cpu=$(cpu_ticks "$authd_pid")
+    cpu=$(cpu_ticks "$STACK_AUTHD_PID")
     dbsize=$(redis_cmd DBSIZE)
     sessions=$(redis_cmd --scan --pattern 'auth:session:*' | wc -l)
     # connected_clients counts this redis-cli too: authd's connections are the rest.
@@ -107,8 +101,8 @@ soak_sample() {
 
 now_us() { echo $(( ${EPOCHREALTIME/./} )); }
 
-BENCH_SESSIONS=$work/sessions-soak.txt BENCH_USERS="${soak_users[*]}" \
-    run_wrk "$soak_wrk" "$SOAK_SECONDS" "$bench/soak.lua" "$api_base/"
+run_wrk "$soak_wrk" "$SOAK_SECONDS" "$bench/soak.lua" "$api_base/" \
+    "BENCH_SESSIONS=$work/sessions-soak.txt" "BENCH_USERS=${soak_users[*]}"
 soak_wrk_pid=$wrk_pid
 t0=$(now_us)
 for (( k = 0; k * SOAK_INTERVAL <= SOAK_SECONDS; k++ )); do
@@ -117,7 +111,7 @@ for (( k = 0; k * SOAK_INTERVAL <= SOAK_SECONDS; k++ )); do
     if (( wait_us > 0 )); then
         sleep "$((wait_us / 1000000)).$(printf '%06d' $((wait_us % 1000000)))"
     fi
-    alive "$authd_pid" || die "authd died during the soak (logs in $work)"
+    alive "$STACK_AUTHD_PID" || die "authd died during the soak (logs in $work)"
     # wrk stops at SOAK_SECONDS; before that, its exit is a failure that wait_wrk reports.
     if (( t < SOAK_SECONDS )) && ! alive "$soak_wrk_pid"; then
         log "wrk stopped early, at ${t}s"
@@ -128,7 +122,7 @@ for (( k = 0; k * SOAK_INTERVAL <= SOAK_SECONDS; k++ )); do
     jq -r '"  t=\(.t)s  RSS \(.rss_kib / 1024 * 10 | round / 10) MiB  fds \(.fds) (non-socket \(.fd_other), Redis \(.redis_conns), FastCGI \(.fcgi_conns))  threads \(.threads)  keys \(.keys) (sessions \(.session_keys))  used_memory \(.used_memory / 1048576 * 100 | round / 100) MiB  expired \(.expired_keys)"' <<<"$line" >&2
 done
 wait_wrk "$soak_wrk_pid" "$soak_wrk"
-alive "$authd_pid" || die "authd died during the soak (logs in $work)"
+alive "$STACK_AUTHD_PID" || die "authd died during the soak (logs in $work)"
 grep '^BENCH-ERROR' "$soak_wrk" >&2 || true
 read -r rps p50 p99 req bad se to < <(parse_wrk "$soak_wrk")
 # The Lua counters: "BENCH soak gets=.. ..." and "BENCH-STATUS status_200=.. ...".

@@ -11,8 +11,8 @@
 #      from PyPI, made once and reused while the version matches.
 #   2. authd: $AUTHD_BIN, or a release build (`swift build -c release --static-swift-stdlib`,
 #      scratch path $SWIFT_SCRATCH_PATH, default .build, as `make release`).
-#   3. In var/contract/ (gitignored): redis-server on a unix socket (no TCP, no
-#      persistence); authd on a FastCGI socket with BCRYPT_COST=4 and the failed-login
+#   3. In var/contract/ (gitignored), started by scripts/stack.sh: redis-server on a unix
+#      socket (no TCP, no persistence; log in var/contract/redis/); authd on a FastCGI socket with BCRYPT_COST=4 and the failed-login
 #      limits off (LOGIN_*_MAX_FAILURES=0: the fuzzer logs in with wrong passwords all the
 #      time); nginx with the config scripts/nginx-conf.sh derives from deploy/nginx.conf,
 #      on 127.0.0.1 (first free port from 18490; CONTRACT_PORT to choose). NGINX_RATE_LIMIT
@@ -44,12 +44,11 @@ venv=$root/.venv-contract
 spec=$root/docs/openapi.yaml
 config=$root/scripts/contract/schemathesis.toml
 SCHEMATHESIS_VERSION=4.32.5
-case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin ;; esac
 
 log() { printf 'contract: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-. "$root/scripts/proc.sh"  # alive, stop_one, wait_for
-# shellcheck disable=SC2034  # read by wait_for in scripts/proc.sh
+. "$root/scripts/stack.sh"  # stack_* (redis-server, authd, nginx), alive, free_ports
+# shellcheck disable=SC2034  # read by wait_for in scripts/stack.sh
 PROC_HINT=" (logs in $work)"
 
 stack_only=false
@@ -71,9 +70,8 @@ for tool in nginx redis-server redis-cli curl flock setsid "$python"; do
     command -v "$tool" >/dev/null || die "'$tool' not found: run 'make deps' (as root) first"
 done
 [[ -r $spec ]] || die "no $spec"
-check_work_dir "$work"
+stack_init "$work"
 
-mkdir -p "$work"
 exec 9>"$root/var/contract.lock"
 flock -n 9 || die "another 'make contract' is running in $root"
 started=$SECONDS
@@ -92,93 +90,54 @@ fi
 setup_seconds=$((SECONDS - started))
 
 # --- authd binary ----------------------------------------------------------------------
-if [[ -n ${AUTHD_BIN:-} ]]; then
-    # Absolute: authd is started from the work folder.
-    [[ -x $AUTHD_BIN ]] || die "AUTHD_BIN=$AUTHD_BIN is not an executable file"
-    bin=$(cd "$(dirname "$AUTHD_BIN")" && pwd)/$(basename "$AUTHD_BIN")
-    log "using AUTHD_BIN=$bin (not building)"
-else
-    scratch=${SWIFT_SCRATCH_PATH:-$root/.build}
-    log "building authd (swift build -c release --static-swift-stdlib --scratch-path $scratch)"
-    swift build -c release --static-swift-stdlib --scratch-path "$scratch" >&2 || die "the release build failed"
-    bin=$scratch/release/authd
-fi
-[[ -x $bin ]] || die "no executable authd at $bin"
+bin=$(authd_binary "${SWIFT_SCRATCH_PATH:-$root/.build}") || exit 1
 
 # --- a free loopback port ----------------------------------------------------------------
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if [[ -n ${CONTRACT_PORT:-} ]]; then
-    port=$CONTRACT_PORT
-    if ! [[ $port =~ ^[0-9]+$ ]] || (( port < 1 || port > 65535 )); then
+    if ! [[ $CONTRACT_PORT =~ ^[0-9]+$ ]] || (( CONTRACT_PORT < 1 || CONTRACT_PORT > 65535 )); then
         die "CONTRACT_PORT must be a port number"
     fi
-    ! port_busy "$port" || die "127.0.0.1:$port is in use"
+    port=$(free_ports "$CONTRACT_PORT" 1 1 1) || die "127.0.0.1:$port is in use"
 else
-    port=18490
-    while port_busy "$port"; do
-        port=$((port + 1))
-        (( port < 18590 )) || die "no free port in 18490-18589 (choose one with CONTRACT_PORT=...)"
-    done
+    port=$(free_ports 18490 1 100 1) || die "no free port in 18490-18589 (choose one with CONTRACT_PORT=...)"
 fi
 base=http://127.0.0.1:$port
 
 # --- process control ---------------------------------------------------------------------
-# The services run in sessions of their own (setsid execs in place: $! is their pid), so
-# that Ctrl-C reaches this script and schemathesis only; they are then stopped front to back.
-redis_pid='' authd_pid='' nginx_pid='' nginx_workers='' st_pid=''
-stopped=false
+# The services run in sessions of their own (scripts/stack.sh), so that Ctrl-C reaches this
+# script and schemathesis only; they are then stopped front to back.
+st_pid=''
+# shellcheck disable=SC2317  # called from the traps
 stop_all() {
-    $stopped && return 0
-    stopped=true
     [[ -z $st_pid ]] || stop_one schemathesis "$st_pid" 5
-    stop_nginx_tree "$nginx_pid" "$nginx_workers"
-    stop_one authd "$authd_pid" 15
-    stop_one redis-server "$redis_pid" 10
-    rm -f "$work/authd.sock" "$work/redis.sock"
+    st_pid=''
+    stack_stop
 }
 trap stop_all EXIT
 trap 'trap "" INT TERM; echo >&2; log "interrupted: stopping everything"; stop_all; exit 130' INT TERM
 
-rm -rf "$work/nginx" "$work/reports" "$work"/*.log "$work"/*.sock
-mkdir -p "$work/nginx" "$work/reports"
+rm -rf "$work/nginx" "$work/redis" "$work/reports" "$work"/*.log "$work"/*.sock
+mkdir -p "$work/reports"
 
 # --- redis-server ------------------------------------------------------------------------
 log "starting redis-server (unix:$work/redis.sock, no persistence)"
-setsid redis-server --port 0 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
-    --save '' --appendonly no --dir "$work" --logfile "$work/redis.log" --daemonize no \
-    </dev/null 9>&- &
-redis_pid=$!
-redis_ready() { [[ $(redis-cli -s "$work/redis.sock" ping 2>/dev/null) == PONG ]]; }
-wait_for redis-server "$redis_pid" 20 redis_ready
+stack_redis_start 'save ""' 'appendonly no'
 
 # --- authd -------------------------------------------------------------------------------
 # Only these variables reach it, and it runs in $work, where there is no .env.
 access_secret=$("$bin" keygen) || die "'$bin keygen' failed"
 refresh_secret=$("$bin" keygen) || die "'$bin keygen' failed"
 log "starting authd (FastCGI on $work/authd.sock, JWT_ALG=$jwt_alg, BCRYPT_COST=4, login limits off)"
-(
-    cd "$work"
-    exec setsid env -i PATH="$PATH" \
-        ACCESS_TOKEN_SECRET="$access_secret" REFRESH_TOKEN_SECRET="$refresh_secret" \
-        JWT_ALG="$jwt_alg" JWT_ISSUER=authd-contract BCRYPT_COST=4 WORKERS=64 \
-        LOGIN_USER_MAX_FAILURES=0 LOGIN_ADDRESS_MAX_FAILURES=0 \
-        REDIS_URL="unix://$work/redis.sock" FCGI_LISTEN="$work/authd.sock" \
-        "$bin" serve
-) </dev/null >"$work/authd.log" 2>&1 9>&- &
-authd_pid=$!
+stack_authd_start "$bin" "$work/authd.log" -i PATH="$PATH" \
+    ACCESS_TOKEN_SECRET="$access_secret" REFRESH_TOKEN_SECRET="$refresh_secret" \
+    JWT_ALG="$jwt_alg" JWT_ISSUER=authd-contract BCRYPT_COST=4 WORKERS=64 \
+    LOGIN_USER_MAX_FAILURES=0 LOGIN_ADDRESS_MAX_FAILURES=0
 unset access_secret refresh_secret
-wait_for authd "$authd_pid" 30 test -S "$work/authd.sock"
 
 # --- nginx -------------------------------------------------------------------------------
-bash scripts/nginx-conf.sh "$work/nginx" "127.0.0.1:$port" "$work/authd.sock" >"$work/nginx/nginx.conf"
-nginx -t -q -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx.log" \
-    || { cat "$work/nginx.log" >&2; die "nginx -t failed"; }
+stack_nginx_conf "127.0.0.1:$port"
 log "starting nginx on $base"
-setsid nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' </dev/null 2>>"$work/nginx.log" 9>&- &
-nginx_pid=$!
-http_ready() { [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "$base/readyz") == 200 ]]; }
-wait_for nginx "$nginx_pid" 20 http_ready
-nginx_workers=$(cat /proc/"$nginx_pid"/task/*/children 2>/dev/null || true)
+stack_nginx_start "$work/nginx.log" "$base/readyz"
 
 # --- the user whose access token schemathesis sends ----------------------------------
 # The spec's example credentials, so that the examples phase logs in for real.
@@ -201,7 +160,7 @@ if $stack_only; then
     CONTRACT_TOKEN=\$CONTRACT_TOKEN $st run --config-file $config --url $base $spec
 
 EOF
-    while alive "$nginx_pid" && alive "$authd_pid" && alive "$redis_pid"; do sleep 1; done
+    while alive "$STACK_NGINX_PID" && alive "$STACK_AUTHD_PID" && alive "$STACK_REDIS_PID"; do sleep 1; done
     die "a service exited"
 fi
 
