@@ -41,6 +41,7 @@ extension AuthService {
         guard Self.isRandomID(id), try worker.store.endSession(SessionID(String(id)), of: claims.subject) else {
             throw APIError(.sessionNotFound, "Session not found")
         }
+        revoked(SessionID(String(id)))
         return .noContent
     }
 

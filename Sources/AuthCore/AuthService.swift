@@ -6,6 +6,8 @@ public struct Worker {
     public let store: any AuthStore
     /// This thread's counters (`AuthService.metrics.newWorker()`, to be scraped).
     public let metrics: WorkerMetrics
+    /// This thread's copy of the service's `revocations`.
+    let revoked = RevocationView()
 
     public init(store: any AuthStore, metrics: WorkerMetrics = WorkerMetrics()) {
         self.store = store
@@ -34,6 +36,10 @@ public final class AuthService: Sendable {
     let passwordAdmissionLimit: Int
     /// Every worker's counters, for GET /metrics.
     public let metrics = MetricsRegistry()
+    /// Sessions ended lately, whose access tokens are refused without a store read.
+    public let revocations = Revocations()
+    /// How long after a session ends one of its access tokens may still be presented.
+    public var revocationTTL: Int64 { config.accessTTL + config.leeway }
 
     public init(config: Config, access: KeyRing, refresh: KeyRing, clock: any Clock,
                 hasher: any PasswordHasher, decoyHash: String, logger: Logger) {
@@ -127,7 +133,8 @@ public final class AuthService: Sendable {
     /// GET /metrics in Prometheus text.
     func metricsPage() -> Response {
         Response(status: 200, headers: [("Cache-Control", "no-store")],
-                 body: Array(metrics.exposition(inFlight: inFlight.load(ordering: .relaxed), workerCount: config.workers).utf8),
+                 body: Array(metrics.exposition(inFlight: inFlight.load(ordering: .relaxed), workerCount: config.workers,
+                                                      revocations: revocations.count).utf8),
                  contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 }

@@ -37,12 +37,14 @@ extension Config {
             Refresh token lifetime; the session's Redis TTL follows it.
             """),
         .flag("ACCESS_TOKEN_SESSION_CHECK", \.accessTokenSessionCheck, default: false, doc: """
-            `true`: every route that takes an access token also checks that the token's session \
-            still exists, one Redis read per request; the end of a session (logout, logout-all, a \
-            replay, `DELETE /auth/sessions/{id}`, a password change for the other sessions, an \
-            account deletion) then stops its access tokens at once (401, `error_description="The \
-            session has ended"`), and `GET /` needs Redis: 503 while it is down. `false`: an access \
-            token is valid until its `exp`. Also `1`/`0`, `yes`/`no`, `on`/`off`, in any case.
+            `true`: every route that takes an access token also asks Redis whether the token's \
+            session still exists, one read per request, so `GET /` needs Redis (503 while it is \
+            down) and a session that expired is seen too. `false`: no read; the end of a session \
+            (logout, logout-all, a replay, `DELETE /auth/sessions/{id}`, the cap, a password change \
+            for the other sessions, an account deletion) still stops its access tokens at once on \
+            every instance, from the revocations each authd keeps in memory (docs/gateway.md). \
+            Both: 401 `error_description="The session has ended"`. Also `1`/`0`, `yes`/`no`, \
+            `on`/`off`, in any case.
             """),
         .text("JWT_ISSUER", \.issuer, default: "authd", doc: """
             `iss` claim written and required.

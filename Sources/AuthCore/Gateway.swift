@@ -19,9 +19,9 @@ public struct GatewayParams: Sendable, Equatable {
 
 extension AuthService {
     /// GET /auth/verify (any method: nginx's subrequest carries the main request's). The
-    /// access token is checked as on every protected route; with ACCESS_TOKEN_SESSION_CHECK,
-    /// or `AUTHD_REQUIRE_SESSION_CHECK on` from nginx, its session must exist too. Without
-    /// them no store is read. 204 with `X-Auth-*`; a refusal also carries its error object
+    /// access token is checked as on every protected route, ended sessions included
+    /// (`revocations`); with ACCESS_TOKEN_SESSION_CHECK, or `AUTHD_REQUIRE_SESSION_CHECK on`
+    /// from nginx, the store is asked too. Without them no store is read. 204 with `X-Auth-*`; a refusal also carries its error object
     /// in `X-Auth-Error`, since nginx drops a subrequest's body (deploy/nginx.conf rebuilds
     /// the client's answer from it).
     func verify(_ request: Request, _ worker: Worker) throws -> Response {
@@ -29,10 +29,7 @@ extension AuthService {
             let sessionCheck = try Self.onOff(request.gateway.requireSessionCheck, "AUTHD_REQUIRE_SESSION_CHECK")
             let required = Self.roles(request.gateway.requireRole)
             let claims = try verifiedAccessToken(request)
-            if config.accessTokenSessionCheck || sessionCheck,
-               try !worker.store.sessionExists(claims.session, of: claims.subject) {
-                throw Self.unauthorized(.sessionEnded, description: "The session has ended")
-            }
+            try checkSession(claims, worker, askStore: config.accessTokenSessionCheck || sessionCheck)
             // Tokens carry no roles yet: a location that requires any is closed to all.
             let roles: [String] = []
             if !required.isEmpty, !required.contains(where: roles.contains) {

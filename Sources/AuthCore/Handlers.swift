@@ -71,6 +71,7 @@ extension AuthService {
         case .retry(let current, let username):
             return try tokenPair(user: claims.subject, username: username, session: claims.session, refresh: current, status: 200)
         case .replayed:
+            revoked(claims.session)
             worker.metrics.count(.refreshReplays)
             logger.warning("refresh token replayed; session ended",
                            metadata: ["user": "\(claims.subject)", "session": "\(claims.session)", "request_id": "\(request.requestID)"])
@@ -84,6 +85,7 @@ extension AuthService {
     func logout(_ request: Request, _ worker: Worker) throws -> Response {
         let claims = try verifiedRefreshToken(request)
         try worker.store.endSession(claims.session, of: claims.subject)
+        revoked(claims.session)
         return .noContent
     }
 
@@ -219,14 +221,27 @@ extension AuthService {
         }
     }
 
-    /// The claims of a valid `Authorization: Bearer` access token whose session, with
-    /// ACCESS_TOKEN_SESSION_CHECK on, still exists; 401 otherwise.
+    /// The claims of a valid `Authorization: Bearer` access token whose session has not
+    /// ended (`revocations`; with ACCESS_TOKEN_SESSION_CHECK on, also asked of the store);
+    /// 401 otherwise.
     func authenticate(_ request: Request, _ worker: Worker) throws -> Claims {
         let claims = try verifiedAccessToken(request)
-        if config.accessTokenSessionCheck, try !worker.store.sessionExists(claims.session, of: claims.subject) {
-            throw Self.unauthorized(.sessionEnded, description: "The session has ended")
-        }
+        try checkSession(claims, worker, askStore: config.accessTokenSessionCheck)
         return claims
+    }
+
+    static let sessionEnded = unauthorized(.sessionEnded, description: "The session has ended")
+
+    /// 401 when the token's session is known to have ended: from `revocations` (no store
+    /// read), and when `askStore`, from the store itself.
+    func checkSession(_ claims: Claims, _ worker: Worker, askStore: Bool) throws {
+        if worker.revoked.isRevoked(claims.session, now: clock.now(), in: revocations) { throw Self.sessionEnded }
+        if askStore, try !worker.store.sessionExists(claims.session, of: claims.subject) { throw Self.sessionEnded }
+    }
+
+    /// Records a session this instance ended, at once (the feed brings it to the others).
+    func revoked(_ session: SessionID) {
+        revocations.revoke(session, until: clock.now() + revocationTTL)
     }
 
     /// The claims of a valid `Authorization: Bearer` access token, or 401 with RFC 6750's

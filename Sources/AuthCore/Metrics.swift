@@ -91,7 +91,7 @@ public final class MetricsRegistry: Sendable {
     }
 
     /// The Prometheus text exposition (format 0.0.4) of the sums over all workers.
-    func exposition(inFlight: Int, workerCount: Int) -> String {
+    func exposition(inFlight: Int, workerCount: Int, revocations: Int = 0) -> String {
         let all = workers.withLock { $0 }
         func total(_ slot: Int) -> UInt64 { all.reduce(0) { $0 + $1.load(slot) } }
         typealias Slot = WorkerMetrics.Slot
@@ -147,6 +147,8 @@ public final class MetricsRegistry: Sendable {
         out += "authd_requests_in_flight \(inFlight)\n"
         header("authd_workers", "gauge", "FastCGI worker threads.")
         out += "authd_workers \(workerCount)\n"
+        header("authd_revocations", "gauge", "Ended sessions whose access tokens this instance refuses from memory.")
+        out += "authd_revocations \(revocations)\n"
         return out
     }
 

@@ -83,6 +83,39 @@ final class RedisConnection {
         return copied
     }
 
+    /// SUBSCRIBE: from then on the connection only receives what is published on
+    /// `channel` (`nextMessage`). Throws when Redis cannot be reached or refuses.
+    func subscribe(_ channel: String) throws(StoreUnavailable) {
+        let reply = try exchange(["SUBSCRIBE", channel], on: connected())
+        guard case .array(let r) = reply, r.first?.text == "subscribe" else {
+            disconnect()
+            throw StoreUnavailable("redis SUBSCRIBE \(channel): unexpected reply \(reply)")
+        }
+    }
+
+    /// The next message pushed to a subscribed connection, or nil when none came within
+    /// `waitMillis`. Throws (and disconnects) when the connection broke.
+    func nextMessage(waitMillis: Int32) throws(StoreUnavailable) -> RedisReply? {
+        guard let ctx = context else { throw StoreUnavailable("redis: not subscribed") }
+        var raw: UnsafeMutableRawPointer?
+        // One already read into hiredis's buffer (several can come in one read) first.
+        if redisGetReplyFromReader(ctx, &raw) != REDIS_OK { return try broken(ctx) }
+        if raw == nil {
+            var p = pollfd(fd: ctx.pointee.fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, waitMillis)
+            if ready == 0 || (ready < 0 && errno == EINTR) { return nil }
+            if redisGetReply(ctx, &raw) != REDIS_OK || raw == nil { return try broken(ctx) }
+        }
+        defer { freeReplyObject(raw) }
+        return Self.copy(raw!.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private func broken(_ ctx: UnsafeMutablePointer<redisContext>) throws(StoreUnavailable) -> RedisReply? {
+        let cause = Self.errorText(ctx)
+        disconnect()
+        throw StoreUnavailable("redis subscription: \(cause)")
+    }
+
     /// False after a timeout or a broken connection (until the next command reconnects).
     var isConnected: Bool { context != nil }
 

@@ -18,6 +18,10 @@ struct RedisKey: Hashable, Sendable, CustomStringConvertible {
     static func sessions(_ id: UserID) -> RedisKey { RedisKey("\(prefix)sessions:{\(id.rawValue)}") }
     /// One session's hash: the current refresh token (jti, iat, exp), the one it replaced, times, agent, address.
     static func session(_ sid: SessionID, of id: UserID) -> RedisKey { RedisKey(sessionPrefix(id) + sid.rawValue) }
+    /// The log of ended sessions, a sorted set of session ids scored by the moment until
+    /// which an access token of theirs may still be presented; also the pub/sub channel
+    /// on which each is announced (`RevocationFeed`).
+    static let revocations = RedisKey("\(prefix)revocations")
     /// A failed-attempt counter of the login throttle.
     static func attempts(_ key: ThrottleKey) -> RedisKey {
         switch key {

@@ -26,15 +26,20 @@ struct UnexpectedReply: Error {}
 /// The source is the deadline guard, then one `local` per key and argument under the
 /// names given (so a body reads `redis.call('HGET', user, 'hash') ~= hash`, not
 /// `KEYS[3]` and `ARGV[10]`), then the session index's functions for the scripts that
-/// touch one, then the body.
+/// touch one, then the body. A script that ends sessions (`revokes`) also gets the key
+/// `revocations` and the argument `revoke_ttl`, which `RedisStore.eval` adds, and the
+/// function `revoke(sid)`, which it must call for each session it ends.
 struct LuaScript: Sendable {
     let name: String
     let keys: [String]
     let arguments: [String]
+    let revokes: Bool
     let source: String
     let sha: String
 
-    init(_ name: String, keys: [String], arguments: [String] = [], sessionIndex: Bool = false, body: String) {
+    init(_ name: String, keys: [String], arguments: [String] = [], sessionIndex: Bool = false, revokes: Bool = false,
+         body: String) {
+        let keys = keys + (revokes ? ["revocations"] : []), arguments = arguments + (revokes ? ["revoke_ttl"] : [])
         let names = keys + arguments
         precondition(Set(names).count == names.count && Set(names).isDisjoint(with: Self.reserved),
                      "script \(name): key and argument names must be distinct Lua names not used by the preludes")
@@ -45,13 +50,14 @@ struct LuaScript: Sendable {
         self.name = name
         self.keys = keys
         self.arguments = arguments
+        self.revokes = revokes
         source = Self.deadlineGuard + locals(keys, "KEYS") + locals(arguments, "ARGV")
-            + (sessionIndex ? SessionIndex.functions : "") + body
+            + (sessionIndex ? SessionIndex.functions : "") + (revokes ? Self.revoke : "") + body
         sha = Digest.sha1Hex(source)
     }
 
     /// Names the preludes define, or that a local must not hide.
-    static let reserved: Set<String> = ["deadline", "clock", "member", "sid_of", "upgrade", "redis", "KEYS", "ARGV",
+    static let reserved: Set<String> = ["deadline", "clock", "member", "sid_of", "upgrade", "revoke", "redis", "KEYS", "ARGV",
                                         "table", "string", "math", "tonumber", "tostring", "ipairs", "unpack", "next", "type"]
 
     /// The first ARGV, which every script is sent (`RedisConnection.evalsha`), is its
@@ -63,6 +69,25 @@ struct LuaScript: Sendable {
         local clock = redis.call('TIME')
         if tonumber(clock[1]) * 1000000 + tonumber(clock[2]) > deadline then
           return redis.error_reply('LATE the script started after its deadline; nothing was changed')
+        end
+
+        """
+
+    /// `revoke(sid)`: logs an ended session with the moment until which its access tokens
+    /// may still be presented (now on Redis's clock plus `revoke_ttl`), dropping what has
+    /// passed, and announces it to every authd (`RevocationFeed`). In the same script as
+    /// the end of the session, so none is ended unannounced.
+    static let revoke = """
+        local pruned = false
+        local function revoke(sid)
+          local now_s = tonumber(clock[1])
+          if not pruned then
+            redis.call('ZREMRANGEBYSCORE', revocations, '-inf', now_s)
+            pruned = true
+          end
+          local until_s = now_s + tonumber(revoke_ttl)
+          redis.call('ZADD', revocations, until_s, sid)
+          redis.call('PUBLISH', revocations, sid .. ' ' .. string.format('%d', until_s))
         end
 
         """

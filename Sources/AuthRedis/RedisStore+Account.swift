@@ -28,13 +28,13 @@ extension Scripts {
         var user: UserID, old: String, new: String, kept: SessionID
         static let lua = LuaScript(
             "changePassword", keys: ["user", "index"], arguments: ["old_hash", "new_hash", "kept", "prefix"],
-            sessionIndex: true, body: """
+            sessionIndex: true, revokes: true, body: """
             if redis.call('HGET', user, 'hash') ~= old_hash then return 0 end
             redis.call('HSET', user, 'hash', new_hash)
             upgrade(index, prefix)
             for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
               if sid_of(m) ~= kept then
-                redis.call('DEL', prefix .. sid_of(m))
+                if redis.call('DEL', prefix .. sid_of(m)) == 1 then revoke(sid_of(m)) end
                 redis.call('ZREM', index, m)
               end
             end
@@ -49,10 +49,13 @@ extension Scripts {
     /// nothing). O(n), n at most the cap. True when deleted; the name is freed after.
     struct DeleteUser: RedisScript {
         var user: UserRecord
-        static let lua = LuaScript("deleteUser", keys: ["user", "index"], arguments: ["hash", "prefix"], sessionIndex: true, body: """
+        static let lua = LuaScript("deleteUser", keys: ["user", "index"], arguments: ["hash", "prefix"], sessionIndex: true,
+                                   revokes: true, body: """
             if redis.call('HGET', user, 'hash') ~= hash then return 0 end
             upgrade(index, prefix)
-            for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do redis.call('DEL', prefix .. sid_of(m)) end
+            for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+              if redis.call('DEL', prefix .. sid_of(m)) == 1 then revoke(sid_of(m)) end
+            end
             redis.call('DEL', user, index)
             return 1
             """)

@@ -30,7 +30,7 @@ extension Scripts {
         static let lua = LuaScript(
             "rotate", keys: ["session", "index", "user"],
             arguments: ["sid", "presented", "jti", "iat", "exp", "ttl", "now", "grace", "ua", "ip", "prefix"],
-            sessionIndex: true, body: """
+            sessionIndex: true, revokes: true, body: """
             local current, prev, rotated, current_iat, current_exp, created, used =
               unpack(redis.call('HMGET', session, 'jti', 'prev', 'rotatedAt', 'iat', 'exp', 'createdAt', 'lastUsedAt'))
             if not current then return {0} end
@@ -49,6 +49,7 @@ extension Scripts {
             end
             redis.call('DEL', session)
             redis.call('ZREM', index, member(used, created, sid))
+            revoke(sid)
             return {3}
             """)
         var keys: [RedisKey] { [.session(session, of: user), .sessions(user), .user(user)] }

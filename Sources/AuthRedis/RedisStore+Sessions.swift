@@ -43,7 +43,7 @@ extension Scripts {
         static let lua = LuaScript(
             "createSession", keys: ["session", "index", "user"],
             arguments: ["sid", "jti", "iat", "exp", "ttl", "now", "ua", "ip", "prefix", "hash", "cap"], sessionIndex: true,
-            body: """
+            revokes: true, body: """
             if redis.call('HGET', user, 'hash') ~= hash then return -1 end
             upgrade(index, prefix)
             redis.call('HSET', session, 'jti', jti, 'iat', iat, 'exp', exp, 'createdAt', now, 'lastUsedAt', now, 'ua', ua, 'ip', ip)
@@ -62,7 +62,10 @@ extension Scripts {
               local tail = redis.call('ZRANGE', index, -(excess + 1), -1)
               for i = #tail, 1, -1 do
                 if excess > 0 and tail[i] ~= new then
-                  evicted = evicted + redis.call('DEL', prefix .. sid_of(tail[i]))
+                  if redis.call('DEL', prefix .. sid_of(tail[i])) == 1 then
+                    evicted = evicted + 1
+                    revoke(sid_of(tail[i]))
+                  end
                   redis.call('ZREM', index, tail[i])
                   excess = excess - 1
                 end
@@ -87,11 +90,15 @@ extension Scripts {
     struct EndSession: RedisScript {
         var session: SessionID, user: UserID
         init(session: SessionID, of user: UserID) { (self.session, self.user) = (session, user) }
-        static let lua = LuaScript("endSession", keys: ["session", "index"], arguments: ["sid", "prefix"], sessionIndex: true, body: """
+        static let lua = LuaScript("endSession", keys: ["session", "index"], arguments: ["sid", "prefix"], sessionIndex: true,
+                                   revokes: true, body: """
             upgrade(index, prefix)
             local created, used = unpack(redis.call('HMGET', session, 'createdAt', 'lastUsedAt'))
             local n = redis.call('DEL', session)
-            if n == 1 then redis.call('ZREM', index, member(used, created, sid)) end
+            if n == 1 then
+              redis.call('ZREM', index, member(used, created, sid))
+              revoke(sid)
+            end
             return n
             """)
         var keys: [RedisKey] { [.session(session, of: user), .sessions(user)] }
@@ -103,10 +110,13 @@ extension Scripts {
     /// carry the index's hash tag, so they live in the same Cluster slot.
     struct EndAllSessions: RedisScript {
         var user: UserID
-        static let lua = LuaScript("endAllSessions", keys: ["index"], arguments: ["prefix"], sessionIndex: true, body: """
+        static let lua = LuaScript("endAllSessions", keys: ["index"], arguments: ["prefix"], sessionIndex: true, revokes: true,
+                                   body: """
             upgrade(index, prefix)
             local members = redis.call('ZRANGE', index, 0, -1)
-            for _, m in ipairs(members) do redis.call('DEL', prefix .. sid_of(m)) end
+            for _, m in ipairs(members) do
+              if redis.call('DEL', prefix .. sid_of(m)) == 1 then revoke(sid_of(m)) end
+            end
             redis.call('DEL', index)
             return #members
             """)

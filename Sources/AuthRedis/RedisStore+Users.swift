@@ -129,9 +129,12 @@ extension Scripts {
     /// Deletes the user and any session of it (a registration whose answer was lost).
     struct DiscardUser: RedisScript {
         var user: UserID
-        static let lua = LuaScript("discardUser", keys: ["user", "index"], arguments: ["prefix"], sessionIndex: true, body: """
+        static let lua = LuaScript("discardUser", keys: ["user", "index"], arguments: ["prefix"], sessionIndex: true, revokes: true,
+                                   body: """
             upgrade(index, prefix)
-            for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do redis.call('DEL', prefix .. sid_of(m)) end
+            for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+              if redis.call('DEL', prefix .. sid_of(m)) == 1 then revoke(sid_of(m)) end
+            end
             return redis.call('DEL', user, index)
             """)
         var keys: [RedisKey] { [.user(user), .sessions(user)] }

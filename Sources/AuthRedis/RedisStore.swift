@@ -14,12 +14,17 @@ public import AuthCore
 public final class RedisStore: AuthStore {
     let connection: RedisConnection
     let debts: RedisDebts
+    /// How long after a session ends its access tokens may still be presented: how long
+    /// it stays in the revocation log (`AuthService.revocationTTL`).
+    let revocationTTL: Int64
     private var settling = false
 
     /// `metrics` counts the connections made; `debts` is shared by the workers' stores.
-    public init(endpoint: RedisEndpoint, timeoutSeconds: Double, metrics: WorkerMetrics? = nil, debts: RedisDebts = RedisDebts()) {
+    public init(endpoint: RedisEndpoint, timeoutSeconds: Double, revocationTTL: Int64, metrics: WorkerMetrics? = nil,
+                debts: RedisDebts = RedisDebts()) {
         connection = RedisConnection(endpoint: endpoint, timeoutSeconds: timeoutSeconds) { metrics?.storeConnected() }
         self.debts = debts
+        self.revocationTTL = revocationTTL
     }
 
     public func ping() throws {
@@ -107,7 +112,11 @@ public final class RedisStore: AuthStore {
     @discardableResult
     func eval<S: RedisScript>(_ script: S) throws -> S.Result {
         let lua = S.lua
-        let keys = script.keys.map(\.rawValue), arguments = script.arguments
+        var keys = script.keys.map(\.rawValue), arguments = script.arguments
+        if lua.revokes {
+            keys.append(RedisKey.revocations.rawValue)
+            arguments.append(String(revocationTTL))
+        }
         assert(keys.count == lua.keys.count && arguments.count == lua.arguments.count, "script \(lua.name): wrong arity")
         try settleDebts()
         for _ in 0..<2 {

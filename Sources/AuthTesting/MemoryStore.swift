@@ -25,8 +25,20 @@ public final class MemoryStore: AuthStore, @unchecked Sendable {
     /// Only createUser fails (a Redis error between reservation and storing the user).
     public var failCreateUser = false
     public let clock: TestClock
+    /// Where ended sessions are reported, as the Redis scripts publish them (`revoke`):
+    /// a service's `revocations`, standing in for its feed.
+    public var revocations: Revocations?
+    public var revocationTTL: Int64 = 3600
+    /// Every session id reported, in order (the Redis scripts' log, `auth:revocations`).
+    public private(set) var revokedLog: [String] = []
 
     public init(clock: TestClock) { self.clock = clock }
+
+    private func revoke<S: Sequence<String>>(_ ids: S) {
+        let ids = Array(ids)
+        revokedLog += ids
+        revocations?.revoke(ids.map { ($0, clock.now() + revocationTTL) })
+    }
 
     private func check() throws { if down { throw StoreUnavailable("down") } }
 
@@ -52,6 +64,7 @@ public final class MemoryStore: AuthStore, @unchecked Sendable {
         if users[username]?.id == id { users[username] = nil }
         // As Redis's `discardUser` does: any session of the user goes with it (a registration
         // whose answer was lost may have started one).
+        revoke(live(of: id))
         sessions[id.rawValue] = nil
     }
     public func user(named username: String) throws -> UserRecord? { try check(); return users[username] }
@@ -71,7 +84,7 @@ public final class MemoryStore: AuthStore, @unchecked Sendable {
             .filter { $0.0 != session.rawValue }.sorted { $0.1 < $1.1 }
         for (id, _, live) in order.suffix(max(0, order.count + 1 - cap)) {
             sessions[user.rawValue]![id] = nil
-            if live { evicted += 1 }
+            if live { evicted += 1; revoke([id]) }
         }
         return .started(evicted: evicted)
     }
@@ -97,14 +110,25 @@ public final class MemoryStore: AuthStore, @unchecked Sendable {
             return .retry(current: s.token, username: self.user(withID: user)?.username ?? "")
         }
         sessions[user.rawValue]![session.rawValue] = nil
+        revoke([session.rawValue])
         return .replayed
     }
 
     public func endSession(_ session: SessionID, of user: UserID) throws -> Bool {
         try check()
-        return sessions[user.rawValue]?.removeValue(forKey: session.rawValue).map { $0.expires > clock.now() } ?? false
+        let ended = sessions[user.rawValue]?.removeValue(forKey: session.rawValue).map { $0.expires > clock.now() } ?? false
+        if ended { revoke([session.rawValue]) }
+        return ended
     }
-    public func endAllSessions(of user: UserID) throws { try check(); sessions[user.rawValue] = nil }
+    public func endAllSessions(of user: UserID) throws {
+        try check()
+        revoke(live(of: user))
+        sessions[user.rawValue] = nil
+    }
+    /// The ids of a user's sessions that have not expired.
+    private func live(of user: UserID) -> [String] {
+        (sessions[user.rawValue] ?? [:]).filter { $0.value.expires > clock.now() }.keys.sorted()
+    }
     public func sessions(of user: UserID, after: SessionPosition?, limit: Int) throws -> SessionPage {
         try check()
         let now = clock.now()
@@ -123,6 +147,7 @@ public final class MemoryStore: AuthStore, @unchecked Sendable {
         guard var record = self.user(withID: user), record.passwordHash == old else { return false }
         record.passwordHash = new
         users[record.username] = record
+        revoke(live(of: user).filter { $0 != kept.rawValue })
         sessions[user.rawValue] = sessions[user.rawValue]?.filter { $0.key == kept.rawValue }
         return true
     }
@@ -130,6 +155,7 @@ public final class MemoryStore: AuthStore, @unchecked Sendable {
         try check()
         guard self.user(withID: user.id)?.passwordHash == user.passwordHash else { return false }
         users[user.username] = nil
+        revoke(live(of: user.id))
         sessions[user.id.rawValue] = nil
         return true
     }

@@ -41,8 +41,19 @@ enum Server {
         // registry's writes before any scrape.
         let metrics = (0..<config.workers).map { _ in service.metrics.newWorker() }
         let debts = RedisDebts()
+        let revocationTTL = service.revocationTTL
+        // Sessions ended on any instance, before the first request: their access tokens
+        // are refused from the start (the feed retries on its own while Redis is down).
+        let feed = RevocationFeed(endpoint: redis, timeoutSeconds: timeout, revocations: service.revocations,
+                                  clock: SystemClock(), logger: logger)
+        try feed.start()
+        defer { feed.stop() }
+        if !feed.waitUntilCaughtUp(seconds: timeout) {
+            logger.warning("revocation feed: Redis did not answer; serving, and catching up once it does")
+        }
         try server.start { index in
-            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, metrics: metrics[index], debts: debts),
+            Worker(store: RedisStore(endpoint: redis, timeoutSeconds: timeout, revocationTTL: revocationTTL,
+                                     metrics: metrics[index], debts: debts),
                    metrics: metrics[index])
         }
         logger.info("authd serving", metadata: [

@@ -92,17 +92,55 @@ import AuthTesting
         let on = GatewayParams(requireSessionCheck: "on")
         #expect(verify(bearer: access, gateway: on).status == 204)
         #expect(helper.call("DELETE", "/auth/logout", json: #"{"refreshToken":"\#(refresh)"}"#).status == 204)
-        // Without a check the token stays good until it expires; with one, it is refused.
-        #expect(verify(bearer: access).status == 204)
-        let ended = verify(bearer: access, gateway: on)
-        #expect(ended.status == 401)
-        #expect(ended.header("X-Auth-Error")?.contains(#""code":"session_ended""#) == true)
+        // Refused with or without a check: this service's revocations know of the logout.
+        for gateway in [GatewayParams(), on] {
+            let ended = verify(bearer: access, gateway: gateway)
+            #expect(ended.status == 401)
+            #expect(ended.header("X-Auth-Error")?.contains(#""code":"session_ended""#) == true)
+        }
+        // A service that did not hear of it (another instance before the feed told it):
+        // only a check finds it out, from the store.
+        let other = try HandlerTests.makeService(clock: helper.clock)
+        #expect(verify(bearer: access, on: other).status == 204)
+        #expect(verify(bearer: access, gateway: on, on: other).status == 401)
         let strict = try HandlerTests.makeService(clock: helper.clock, ["ACCESS_TOKEN_SESSION_CHECK": "true"])
         #expect(verify(bearer: access, on: strict).status == 401)
         // Redis down: 503 under a check (nginx answers it as JSON 503), 204 without.
+        let (live, _) = helper.register("lina")
         helper.store.down = true
-        #expect(verify(bearer: access, gateway: on).status == 503)
-        #expect(verify(bearer: access).status == 204)
+        #expect(verify(bearer: live, gateway: on).status == 503)
+        #expect(verify(bearer: live).status == 204)
+    }
+
+    /// Every way a session ends reaches the revocations (the store reports what it ends),
+    /// so its access tokens are refused without a store read.
+    @Test func everyEndOfASessionRevokesItsAccessTokens() throws {
+        func refused(_ token: String) -> Bool { verify(bearer: token).status == 401 }
+        // Logout-all.
+        let a = helper.register("nora")
+        #expect(helper.call("POST", "/auth/logout-all", bearer: a.access).status == 204)
+        #expect(refused(a.access))
+        // A password change: the other sessions, not the caller's.
+        let b = helper.register("olga")
+        let b2 = helper.call("POST", "/auth/login", json: #"{"username":"olga","password":"password1"}"#)
+        let b2access = helper.string(b2, "accessToken") ?? ""
+        #expect(helper.call("POST", "/auth/password", json: #"{"currentPassword":"password1","newPassword":"password2"}"#,
+                            bearer: b.access).status == 204)
+        #expect(refused(b2access))
+        #expect(!refused(b.access))
+        // Account deletion.
+        let c = helper.register("pia")
+        #expect(helper.call("DELETE", "/auth/account", json: #"{"password":"password1"}"#, bearer: c.access).status == 204)
+        #expect(refused(c.access))
+        // A replayed refresh token.
+        let d = helper.register("rosa")
+        #expect(helper.refresh(d.refresh).status == 200)
+        #expect(helper.refresh(d.refresh).status == 403)
+        #expect(refused(d.access))
+        // An entry lasts as long as an access token of the session can: then it goes.
+        helper.clock.advance(3600)
+        helper.service.revocations.prune(now: helper.clock.now())
+        #expect(helper.service.revocations.count == 0)
     }
 
     @Test func aRequirementNginxGotWrongIs500NotAPass() {

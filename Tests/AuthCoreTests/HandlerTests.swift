@@ -15,6 +15,8 @@ import AuthTesting
     init() throws {
         store = MemoryStore(clock: clock)
         service = try Self.makeService(clock: clock)
+        // The store reports the sessions it ends, as the Redis scripts publish them.
+        store.revocations = service.revocations
     }
 
     static func makeService(clock: TestClock, _ extra: [String: String] = [:], hasher: any PasswordHasher = PlainHasher()) throws -> AuthService {

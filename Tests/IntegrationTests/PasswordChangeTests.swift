@@ -26,8 +26,9 @@ struct PasswordChangeTests {
         let next = try stack.rotate(user.tokens.refresh)
         #expect(try sessionID(of: next.refresh) == callerSid)
         _ = try stack.rotate(next.refresh)
-        // Access tokens already issued stay valid until they expire (stateless by default).
-        #expect(try stack.home(second.access).status == 200)
+        // The other sessions' access tokens end with them (revocations); the caller's goes on.
+        try expectSessionEndedSoon { try stack.home(second.access) }
+        #expect(try stack.home(next.access).status == 200)
 
         let fresh = try expectTokens(try stack.retryingBusy { try stack.login(user.username, replacementPassword) }, status: 200)
         _ = try stack.rotate(fresh.refresh)

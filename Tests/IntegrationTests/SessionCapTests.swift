@@ -37,12 +37,13 @@ struct SessionCapTests {
         expectError(try stack.refresh(bPair.refresh), status: 403, message: "Refresh token has been revoked")
         #expect(try stack.redisKeys(containing: b).isEmpty, "b's session key outlived its eviction")
         #expect(try index(of: user) == [d, a, c])
-        // The others go on; b's access token still reads the list (stateless), b not in it.
+        // The others go on; b's access token is refused with its session (revocations).
         _ = try stack.rotate(a2.refresh)
         _ = try stack.rotate(cPair.refresh)
-        _ = try stack.rotate(dPair.refresh)
-        let seenByB = try stack.listSessions(bPair.access)
-        #expect(seenByB.count == 3 && !seenByB.contains { $0.current || $0.id == b }, "\(seenByB)")
+        let d2 = try stack.rotate(dPair.refresh)
+        try expectSessionEndedSoon { try stack.call("GET", "/auth/sessions", bearer: bPair.access) }
+        let list2 = try stack.listSessions(d2.access)
+        #expect(list2.count == 3 && !list2.contains { $0.id == b }, "\(list2)")
         let metrics = try stack.get("/metrics").text
         let evicted = metrics.split(separator: "\n").first { $0.hasPrefix("authd_sessions_evicted_total ") }
         #expect(evicted.flatMap { Int($0.split(separator: " ")[1]) }.map { $0 >= 1 } == true, "\(evicted ?? "none")")
@@ -62,7 +63,8 @@ struct SessionCapTests {
         _ = try stack.rotate(pairs.last!.refresh)
         // Parallel logins: the cap holds too (each script runs alone in Redis).
         _ = concurrently(8) { _ in try? stack.login(user.username, user.password) }
-        #expect(try stack.listSessions(pairs.last!.access).count == 3)
+        let fresh = try stack.newSession(user)
+        #expect(try stack.listSessions(fresh.access).count == 3)
         #expect(try index(of: user).count == 3)
     }
 

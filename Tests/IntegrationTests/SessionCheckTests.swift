@@ -122,17 +122,17 @@ struct SessionCheckTests {
 
 @Suite("ACCESS_TOKEN_SESSION_CHECK default and configuration")
 struct SessionCheckDefaultTests {
-    /// The default (false): an access token stays valid until it expires, whatever
-    /// happens to its session; GET / needs no Redis.
-    @Test func byDefaultAnAccessTokenOutlivesItsSession() throws {
+    /// The default (false): no Redis read per request, yet the access tokens of an ended
+    /// session are refused, from the revocations every authd keeps in memory.
+    @Test func byDefaultAnEndedSessionsAccessTokenIsRefusedWithoutARead() throws {
         let stack = try Stacks.standard()
         let user = try stack.newUser("stateless")
+        let other = try stack.newSession(user)
         expectNoContent(try stack.logout(user.tokens.refresh))
         expectError(try stack.refresh(user.tokens.refresh), status: 403)
-        #expect(try stack.home(user.tokens.access).status == 200)
-        #expect(try stack.me(user.tokens.access).status == 200)
-        let list = try stack.listSessions(user.tokens.access)
-        #expect(list.isEmpty, "\(list)")
+        try expectSessionEndedSoon { try stack.home(user.tokens.access) }
+        try expectSessionEndedSoon { try stack.me(user.tokens.access) }
+        #expect(try stack.listSessions(other.access).map(\.id) == [try sessionID(of: other.access)])
     }
 
     @Test(arguments: ["maybe", "2", "enabled", "tru", "yes please"])

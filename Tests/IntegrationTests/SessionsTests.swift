@@ -162,18 +162,22 @@ struct SessionsListTests {
         _ = try stack.newSession(user)
         #expect(try stack.listSessions(user.tokens.access).count == 2)
         expectNoContent(try stack.logoutAll(user.tokens.access))
-        // The access token stays valid (stateless by default); nothing is left to list.
-        let list = try stack.listSessions(user.tokens.access)
-        #expect(list.isEmpty, "\(list)")
+        // Nothing is left to list, and the caller's access token ended with its session.
+        try expectSessionEndedSoon { try stack.call("GET", "/auth/sessions", bearer: user.tokens.access) }
+        let fresh = try stack.newSession(user)
+        #expect(try stack.listSessions(fresh.access).map(\.id) == [try sessionID(of: fresh.access)])
     }
 
-    @Test func noEntryIsCurrentOnceTheCallersSessionHasEnded() throws {
+    /// An ended session's access token no longer lists anything (it is refused); the
+    /// list of the session that remains marks only that one as current.
+    @Test func anEndedSessionsTokenListsNothing() throws {
         let user = try stack.newUser("nocurrent")
         let other = try stack.newSession(user)
         expectNoContent(try stack.logout(user.tokens.refresh))
-        let list = try stack.listSessions(user.tokens.access)
+        try expectSessionEndedSoon { try stack.call("GET", "/auth/sessions", bearer: user.tokens.access) }
+        let list = try stack.listSessions(other.access)
         #expect(list.map(\.id) == [try sessionID(of: other.access)], "\(list)")
-        #expect(!list.contains { $0.current }, "\(list)")
+        #expect(list.filter(\.current).count == 1, "\(list)")
     }
 
     @Test func headAnswers200WithoutABody() throws {

@@ -17,8 +17,11 @@ struct TwoInstancesTests {
         let user = try stack.newUser("twin")
         var pair = user.tokens
         for _ in 0..<10 { pair = try stack.rotate(pair.refresh) }
-        expectError(try stack.refresh(user.tokens.refresh), status: 403)
         #expect(try stack.home(pair.access).status == 200)
+        // A replay at either instance ends the session at both (revocations).
+        expectError(try stack.refresh(user.tokens.refresh), status: 403)
+        try expectSessionEndedSoon { try stack.home(pair.access) }
+        pair = try stack.newSession(user)
         // Both served: nginx's access log names the upstream of every request.
         let access = try String(contentsOfFile: stack.dir + "/nginx/logs/access.log", encoding: .utf8)
         for instance in 1...2 {

@@ -20,8 +20,9 @@ struct RedisScriptTests {
     func namedLocals() {
         let source = Scripts.Rotate.lua.source
         #expect(source.hasPrefix(LuaScript.deadlineGuard))
-        #expect(source.contains("local session, index, user = KEYS[1], KEYS[2], KEYS[3]\n"))
-        #expect(source.contains("local sid, presented, jti, iat, exp, ttl, now, grace, ua, ip, prefix = ARGV[1], ARGV[2], "))
+        #expect(source.contains("local session, index, user, revocations = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"))
+        #expect(source.contains("local sid, presented, jti, iat, exp, ttl, now, grace, ua, ip, prefix, revoke_ttl = ARGV[1], ARGV[2], "))
+        #expect(source.contains("local function revoke(sid)"))
         #expect(source.contains("local function upgrade("))
         #expect(!Scripts.TakeAttempt.lua.source.contains("local function upgrade("))
         #expect(!Scripts.ClearAttempts.lua.source.contains("ARGV[1]"))
@@ -58,6 +59,11 @@ struct RedisScriptTests {
         #expect(throws: UnexpectedReply.self) { try Scripts.ReturnAttempt.decode(.error("OOM")) }
         #expect((try? Scripts.Rotate.decode(.array([.integer(3)]))) == .replayed)
         #expect((try? Scripts.TakeAttempt.decode(.integer(0))) == .some(nil))
+    }
+
+    @Test func theFeedReadsWhatTheScriptsPublish() {
+        #expect(RevocationFeed.entry("abc 1800000000")! == ("abc", 1_800_000_000))
+        for bad in [nil, "", "abc", "abc x", "abc 1 2", " 1"] as [String?] { #expect(RevocationFeed.entry(bad) == nil, "\(bad ?? "nil")") }
     }
 
     static func connection() throws -> RedisConnection {

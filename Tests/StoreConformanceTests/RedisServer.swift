@@ -1,5 +1,5 @@
 import AuthCore
-import AuthRedis
+@testable import AuthRedis
 import Foundation
 
 /// One redis-server for the whole test process, on a unix socket in a fresh temporary
@@ -68,9 +68,16 @@ final class RedisServer: Sendable {
         return pid
     }
 
+    /// One command on a connection of its own: the strings of its reply (an array's elements).
+    func command(_ args: [String]) throws -> [String] {
+        let reply = try RedisConnection(endpoint: .unix(path: socket, database: 0, password: nil), timeoutSeconds: 2).command(args)
+        if case .array(let items) = reply { return items.compactMap(\.text) }
+        return reply.text.map { [$0] } ?? []
+    }
+
     /// A new store with its own connection.
     func store() -> RedisStore {
-        RedisStore(endpoint: .unix(path: socket, database: 0, password: nil), timeoutSeconds: 2)
+        RedisStore(endpoint: .unix(path: socket, database: 0, password: nil), timeoutSeconds: 2, revocationTTL: 3600)
     }
 
     /// SIGKILL (it holds nothing worth saving) and the directory removed.

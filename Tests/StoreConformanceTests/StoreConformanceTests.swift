@@ -78,6 +78,14 @@ struct Fixture {
         try store.sessionExists(SessionID(sid), of: user.id)
     }
 
+    /// Which of `sids` the store has reported as ended (the revocation log: for Redis the
+    /// sorted set `auth:revocations` that the scripts write as they publish).
+    func revoked(_ sids: [String]) throws -> Set<String> {
+        if let memory = store as? MemoryStore { return Set(memory.revokedLog).intersection(sids) }
+        let log = try RedisServer.shared.get().command(["ZRANGE", "auth:revocations", "0", "-1"])
+        return Set(log).intersection(sids)
+    }
+
     let ttl: Int64 = 3600
 }
 
@@ -87,6 +95,53 @@ func fresh(_ prefix: String) -> String {
 }
 
 @Suite struct StoreConformanceTests {
+    // MARK: Revocations
+
+    /// Every way a session ends reports it, and only the sessions that ended: their access
+    /// tokens are refused by every authd from then on.
+    @Test(arguments: StoreKind.allCases)
+    func everyEndedSessionIsReported(_ kind: StoreKind) throws {
+        let f = try Fixture(kind)
+        func sids(_ n: Int) -> [String] { (0..<n).map { _ in fresh("s") } }
+        // Logout of one; logout-all.
+        let a = try f.newUser()
+        let (a1, a2, a3) = (fresh("s"), fresh("s"), fresh("s"))
+        for sid in [a1, a2, a3] { try f.start(sid, of: a) }
+        #expect(try f.store.endSession(SessionID(a1), of: a.id))
+        #expect(try f.revoked([a1, a2, a3]) == [a1])
+        try f.store.endAllSessions(of: a.id)
+        #expect(try f.revoked([a1, a2, a3]) == [a1, a2, a3])
+        // A replay.
+        let b = try f.newUser()
+        let b1 = fresh("s")
+        try f.start(b1, of: b)
+        _ = try f.rotate(b1, of: b, presented: b1 + "-0", next: b1 + "-1", at: 1)
+        #expect(try f.revoked([b1]).isEmpty)
+        #expect(try f.rotate(b1, of: b, presented: b1 + "-0", next: b1 + "-2", at: 30, grace: 0) == .replayed)
+        #expect(try f.revoked([b1]) == [b1])
+        // The cap.
+        let c = try f.newUser()
+        let (c1, c2) = (fresh("s"), fresh("s"))
+        try f.start(c1, of: c)
+        #expect(try f.start(c2, of: c, at: 1, cap: 1) == .started(evicted: 1))
+        #expect(try f.revoked([c1, c2]) == [c1])
+        // A password change: the others; a deletion: all.
+        let d = try f.newUser()
+        let ds = sids(3)
+        for sid in ds { try f.start(sid, of: d) }
+        #expect(try f.store.changePassword(of: d.id, from: d.passwordHash, to: "hash-2", keeping: SessionID(ds[0])))
+        #expect(try f.revoked(ds) == Set(ds.dropFirst()))
+        let e = try f.newUser()
+        let es = sids(2)
+        for sid in es { try f.start(sid, of: e) }
+        #expect(try f.store.deleteUser(e))
+        #expect(try f.revoked(es) == Set(es))
+        // Ending what does not exist reports nothing.
+        let ghost = fresh("s")
+        #expect(try !f.store.endSession(SessionID(ghost), of: e.id))
+        #expect(try f.revoked([ghost]).isEmpty)
+    }
+
     // MARK: Usernames and users
 
     /// Two handles, one after the other: the double is not thread-safe, so a race of truly

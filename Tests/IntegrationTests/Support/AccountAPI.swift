@@ -200,6 +200,21 @@ func expectWrongPassword(_ response: HTTPResponse, message: String, sourceLocati
             sourceLocation: sourceLocation)
 }
 
+/// `request`'s answer once its token is refused as one whose session ended, polled every
+/// 5 ms for at most `timeout` s: another authd than the one that ended the session learns
+/// of it from Redis's pub/sub (`RevocationFeed`), and so does this one for the ends it
+/// does not see itself (logout-all, a password change, a deletion, the session cap).
+func expectSessionEndedSoon(timeout: Double = 2, sourceLocation: SourceLocation = #_sourceLocation,
+                            _ request: () throws -> HTTPResponse) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    var response = try request()
+    while response.status != 401, Date() < deadline {
+        usleep(5_000)
+        response = try request()
+    }
+    expectSessionEnded(response, sourceLocation: sourceLocation)
+}
+
 /// A 401 for a token whose session has ended (ACCESS_TOKEN_SESSION_CHECK=true).
 func expectSessionEnded(_ response: HTTPResponse, sourceLocation: SourceLocation = #_sourceLocation) {
     expectError(response, status: 401, message: "Unauthorized", sourceLocation: sourceLocation)

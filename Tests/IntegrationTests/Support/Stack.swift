@@ -149,21 +149,24 @@ final class Stack: @unchecked Sendable {
     private func bringUp() throws {
         try startRedis()
         try startAuthd()
-        for instance in 2...max(2, instances) where instance <= instances {
-            let socket = authdSocket(instance)
-            unlink(socket)
-            var env = environment
-            env["FCGI_LISTEN"] = socket
-            let child = try ChildProcess(
-                name: "authd-\(instance)", executable: Self.authdBinary, arguments: ["serve"],
-                environment: env, directory: dir,
-                stdoutPath: dir + "/authd-\(instance).out", stderrPath: dir + "/authd-\(instance).log")
-            lock.withLock { moreAuthd.append(child) }
-            try waitUntil("authd \(instance) listens on \(socket)", timeout: 20, process: child) {
-                FileManager.default.fileExists(atPath: socket)
-            }
-        }
+        for instance in 2...max(2, instances) where instance <= instances { try startAuthd(instance: instance) }
         try startNginx()
+    }
+
+    /// Starts authd instance `n` (2...instances) on its socket, again after `stopAuthd(instance:)`.
+    func startAuthd(instance n: Int) throws {
+        let socket = authdSocket(n)
+        unlink(socket)
+        var env = environment
+        env["FCGI_LISTEN"] = socket
+        let child = try ChildProcess(
+            name: "authd-\(n)", executable: Self.authdBinary, arguments: ["serve"],
+            environment: env, directory: dir,
+            stdoutPath: dir + "/authd-\(n).out", stderrPath: dir + "/authd-\(n).log")
+        lock.withLock { if moreAuthd.indices.contains(n - 2) { moreAuthd[n - 2] = child } else { moreAuthd.append(child) } }
+        try waitUntil("authd \(n) listens on \(socket)", timeout: 20, process: child) {
+            FileManager.default.fileExists(atPath: socket)
+        }
     }
 
     /// SIGTERM to authd instance `n` (2...instances); how it ended.
