@@ -64,19 +64,23 @@ public final class RevocationFeed: @unchecked Sendable {
 
     static let pollMillis: Int32 = 200
 
+    /// Whether the last attempt failed, and how long to wait before the next (the feed
+    /// thread's alone): a streak of failures is logged once, retried at 50 ms doubling to 1 s.
+    private var failing = false
+    private var backoffMillis = 50
+
     private func run() {
-        var backoff = 0.05
         while !stopped.load(ordering: .acquiring) {
             do {
                 try follow()
-                backoff = 0.05
             } catch {
-                if !stopped.load(ordering: .acquiring) {
-                    logger.warning("revocation feed: Redis unreachable, retrying", metadata: ["cause": "\(error)"])
+                if !failing, !stopped.load(ordering: .acquiring) {
+                    logger.warning("revocation feed: lost Redis, retrying until it answers", metadata: ["cause": "\(error)"])
                 }
-                var pause = timespec(tv_sec: 0, tv_nsec: Int(backoff * 1e9))
+                failing = true
+                var pause = timespec(tv_sec: backoffMillis / 1000, tv_nsec: (backoffMillis % 1000) * 1_000_000)
                 nanosleep(&pause, nil)
-                backoff = min(1, backoff * 2)
+                backoffMillis = min(1000, backoffMillis * 2)
             }
         }
     }
@@ -88,6 +92,9 @@ public final class RevocationFeed: @unchecked Sendable {
         try subscription.subscribe(channel)
         try catchUp()
         rounds.add(1, ordering: .releasing)
+        if failing { logger.info("revocation feed: subscribed again and caught up") }
+        failing = false
+        backoffMillis = 50
         var lastPrune = clock.now()
         while !stopped.load(ordering: .acquiring) {
             var batch: [(session: String, until: Int64)] = []

@@ -93,4 +93,29 @@ struct RevocationTests {
         try stack.startAuthd(instance: 2)
         expectSessionEnded(try Self.ask(stack, 2, "GET", "/", bearer: user.tokens.access))
     }
+
+    /// While Redis is away the feed waits between attempts (50 ms doubling to 1 s) and says
+    /// so once: an outage costs neither CPU nor a log line a retry.
+    @Test func aRedisOutageCostsTheFeedNoCPUAndOneLogLine() throws {
+        let stack = try Stack.start(Stack.oneInstance)
+        defer { stack.shutdown() }
+        let pid = try #require(stack.authdPID)
+        func cpuSeconds() throws -> Double {
+            // utime and stime, fields 14 and 15 of /proc/PID/stat, in clock ticks.
+            let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+            let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+            return (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+        stack.stopRedis()
+        let before = try cpuSeconds()
+        sleep(4)
+        let used = try cpuSeconds() - before
+        try stack.startRedis()
+        let user = try stack.retryingBusy { try stack.register(uniqueName("back"), validPassword) }
+        #expect(user.status == 201 || user.status == 503)
+        print("revocation feed during a 4 s Redis outage: \(used) s of authd CPU")
+        #expect(used < 1.0, "authd used \(used) s of CPU in 4 s without Redis")
+        let log = try String(contentsOfFile: stack.authdLogPath, encoding: .utf8)
+        #expect(log.components(separatedBy: "revocation feed: lost Redis").count - 1 == 1, "\(log.suffix(2000))")
+    }
 }
