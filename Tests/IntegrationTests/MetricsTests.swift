@@ -26,6 +26,9 @@ struct MetricsTests {
                        "authd_requests_in_flight", "authd_workers 64"] {
             #expect(text.contains(series), "missing \(series)")
         }
+        // The replay above ended a session: this instance refuses its tokens from memory.
+        let revocations = text.split(separator: "\n").first { $0.hasPrefix("authd_revocations ") }
+        #expect(revocations.flatMap { Int($0.split(separator: " ")[1]) }.map { $0 >= 1 } == true, "\(revocations ?? "none")")
         // From any other address (127.0.0.2 is loopback too, but not on the allow list):
         // nginx's JSON 403, and authd is never asked.
         let other = try runCommand("curl", ["-s", "--interface", "127.0.0.2", "-w", "\n%{http_code}", "http://127.0.0.1:\(stack.port)/metrics"],
