@@ -19,8 +19,8 @@ struct RedisStallTests {
         defer { stack.shutdown() }
         let users = try (0..<3).map { _ in try stack.newUser("stall") }
         let stop = Atomic<Bool>(false)
-        let outcomes = Mutex<[Int: [Int]]>([:])
-        let lastTokens = Mutex<[Int: String]>([:])
+        let outcomes = Guarded<[Int: [Int]]>([:])
+        let lastTokens = Guarded<[Int: String]>([:])
         let done = DispatchGroup()
         for (index, user) in users.enumerated() {
             done.enter()
@@ -105,7 +105,7 @@ struct RedisStallTests {
         let stack = try Self.stack(["BCRYPT_COST": "12"])
         defer { stack.shutdown() }
         let name = uniqueName("halfway")
-        let answer = Mutex<HTTPResponse?>(nil)
+        let answer = Guarded<HTTPResponse?>(nil)
         let finished = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             let response = try? stack.register(name, validPassword)

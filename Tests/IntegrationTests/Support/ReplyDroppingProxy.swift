@@ -14,7 +14,7 @@ import Glibc
 final class ReplyDroppingProxy: @unchecked Sendable {
     let path: String
     /// The redis-server socket: set once the stack it belongs to has started.
-    let upstream = Mutex<String>("")
+    let upstream = Guarded<String>("")
     private let listener: Int32
     private let dropping = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
