@@ -37,21 +37,34 @@
 set -euo pipefail
 
 # --- the profiles -----------------------------------------------------------------------
-# One line a profile. A wrk run is `wrk -t2 -c64 -d${DURATION}s --latency -s bench/RUN`;
-# a RUN without .lua is a function below. `authd` groups them: each group runs against
+# One line a profile. A wrk run is `wrk -t2 -c64 -d${DURATION}s --latency -s bench/RUN`
+# (`-t1 -c1` with the need c1) on PATH; a RUN without .lua is a function below. `authd`
+# groups them: each group runs against
 # an authd (and nginx) started for it, every round:
 #   base     BCRYPT_COST=10 (always started: round 1 registers the users there)
 #   checked  the same, with ACCESS_TOKEN_SESSION_CHECK=true (one Redis EXISTS a request)
 #   storm    BCRYPT_COST=12
 # `app` is what PATH reaches and whose CPU time, peak RSS and accept queue are measured:
 # static (nginx `return 200` alone), ref (bench/ref_responder.c, through nginx) or authd.
+# Each is a server of its own in nginx (bench/nginx-bench.awk), with the same /app/: the
+# local stack's demo application (scripts/nginx-demo-upstream.conf, a `return 200` of
+# nginx's behind proxy_pass) gated by auth_request, answered by authd's GET /auth/verify
+# or by the C responder's verify mode, or (static) not gated at all.
 # `needs`, for the Lua script: sessions=NAME, 128 refresh tokens logged in before the
-# group's profiles (BENCH_SESSIONS); users, the registered users (BENCH_USERS).
+# group's profiles (BENCH_SESSIONS); users, the registered users (BENCH_USERS); c1, one
+# wrk thread with one connection (latency without queueing).
 profiles='
 #  name               authd    app     path                 run          needs
    nginx-return200    base     static  /                    get.lua                       # reference
    c-ref-get          base     ref     /                    get.lua                       # reference
    authd-get          base     authd   /                    get.lua                       # a valid access token
+   app-open           base     static  /app/                get.lua                       # reference: the demo app, no auth_request
+   c-gated            base     ref     /app/                get.lua                       # reference: /app/, verified by the C responder
+   authd-gated        base     authd   /app/                get.lua                       # /app/ as shipped: auth_request -> authd verify
+   c-gated-c1         base     ref     /app/                get.lua      c1               # the same at one connection
+   authd-gated-c1     base     authd   /app/                get.lua      c1
+   c-ref-get-c1       base     ref     /                    get.lua      c1
+   authd-get-c1       base     authd   /                    get.lua      c1
    authd-refresh      base     authd   /auth/refresh-token  refresh.lua  sessions=refresh # rotates them
    authd-mixed        base     authd   /                    mixed.lua    sessions=mixed users # BENCH_MIX % of GET /, refresh, login
    authd-login        base     authd   /auth/login          login.lua    users
@@ -258,6 +271,7 @@ group_profiles() {
 # run_profile NAME APP PATH RUN [NEED]...: one line of the table.
 run_profile() {
     local name=$1 app=$2 path=$3 run=$4 need url='' pid='' sock='' env=()
+    local wrk_threads=$wrk_threads wrk_conns=$wrk_conns  # what run_wrk uses, for this profile
     shift 4
     case $app in
         static) url=http://127.0.0.1:$port_static$path ;;
@@ -272,9 +286,24 @@ run_profile() {
         case $need in
             sessions=*) env+=("BENCH_SESSIONS=$work/sessions-${need#sessions=}.txt") ;;
             users) env+=("BENCH_USERS=${login_users[*]}") ;;
+            c1) wrk_threads=1 wrk_conns=1 ;;
         esac
     done
     profile "$name" "$url" "$bench/$run" "$pid" "$sock" "${env[@]}"
+}
+
+# check_gates TAMPERED: the three /app/ servers answer as the gated profiles expect, and
+# the C responder's verify hands the demo application the same identity as authd's.
+check_gates() {
+    local auth="Authorization: Bearer $BENCH_TOKEN" bad="Authorization: Bearer $1" a c
+    [[ $(http_code "http://127.0.0.1:$port_static/app/") == 200 ]] || die "app-open: /app/ without a token is not 200"
+    [[ $(http_code "http://127.0.0.1:$port_ref/app/") == 401 ]] || die "c-gated: /app/ without a token is not 401"
+    [[ $(http_code -H "$bad" "http://127.0.0.1:$port_ref/app/") == 401 ]] || die "c-gated: a tampered token passes"
+    [[ $(http_code -H "$bad" "$api_base/app/") == 401 ]] || die "authd-gated: a tampered token passes"
+    a=$(curl -sS -m 5 -H "$auth" "$api_base/app/") || die "authd-gated: curl failed"
+    c=$(curl -sS -m 5 -H "$auth" "http://127.0.0.1:$port_ref/app/") || die "c-gated: curl failed"
+    [[ $a == *'"user":"'?* && $a == "$c" ]] \
+        || die "the demo app sees different identities: authd's verify '$a', the C responder's '$c'"
 }
 
 # The groups: start the stack, then what its profiles need.
@@ -297,6 +326,7 @@ group_base() {
             || die "the C responder accepts a tampered token"
         [[ $(http_code -H "Authorization: Bearer $tampered" "$api_base/") == 401 ]] \
             || die "authd accepts a tampered token"
+        check_gates "$tampered"
     fi
     for line in "$@"; do
         for need in $line; do
