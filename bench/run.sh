@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: authd through nginx under wrk, next to two references measured in the
 # same run (nginx `return 200` alone, and a minimal C libfcgi responder that checks the
-# same HS256 token), on a stack of its own on loopback. docs/benchmark.md says how
-# to read the table.
+# same HS256 token, also as nginx's auth_request verifier for the gated /app/ rows), on
+# a stack of its own on loopback. docs/benchmark.md says how to read the table.
 #
 # Per round (ROUNDS, default 3): the profiles of the table just below, in its order. The
 # stack (redis-server, authd, nginx) is scripts/stack.sh's; the /proc accounting, wrk and
