@@ -81,6 +81,7 @@ def minus($a; $b): if $a == null or $b == null then null else $a - $b end;
     authd: {binary_from: $bin_from, git: $git, dirty_source_files: $dirty, binary_sha256: $bin_sha, log_errors: $authd_log_errors},
     settings: {duration_s: $duration, rounds: $rounds, wrk: "wrk -t2 -c64 --latency --timeout 10s", wrk_c1: "-t1 -c1",
                workers: $workers, ref_threads: $ref_threads, keep_conn: $keep_conn, keepalive: (if $keep_conn == "on" then $keepalive else null end),
+               nginx_access_log: $access_log,
                deploy_nginx_conf: {fastcgi_keep_conn: $deploy_keep, keepalive: $deploy_keepalive}, mix_get_refresh_login: $mix,
                login_bcrypt_cost: $login_cost, storm_bcrypt_cost: $storm_cost},
     elapsed_s: $elapsed,

@@ -18,6 +18,8 @@
 #   KEEP_CONN (on)   on: `fastcgi_keep_conn on` + upstream `keepalive $KEEPALIVE` (16) for
 #                    authd and the C responder alike; off: a new FastCGI connection per
 #                    request. Replaces what deploy/nginx.conf says about either.
+#   ACCESS_LOG (off) on: nginx writes deploy/nginx.conf's JSON access log (for every
+#                    row alike), to see what it costs
 #   BENCH_MIX (90,8,2)  percent of GET /, refresh and login in authd-mixed (decimals ok)
 #   BENCH_PROFILES   only these profiles (e.g. "authd-get authd-mixed"; for debugging:
 #                    the ratios of the others come out empty)
@@ -97,6 +99,7 @@ ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-128}
 REF_THREADS=${REF_THREADS:-128}
 KEEP_CONN=${KEEP_CONN:-on}
+ACCESS_LOG=${ACCESS_LOG:-off}
 KEEPALIVE=${KEEPALIVE:-16}  # as deploy/nginx.conf
 BENCH_MIX=${BENCH_MIX:-90,8,2}
 base_port=${BENCH_PORT:-18470}
@@ -136,6 +139,7 @@ if [[ $SOAK == 1 ]]; then
     login_cost=$SOAK_BCRYPT_COST
 fi
 [[ $KEEP_CONN == on || $KEEP_CONN == off ]] || die "KEEP_CONN must be on or off, not '$KEEP_CONN'"
+[[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || die "ACCESS_LOG must be on or off, not '$ACCESS_LOG'"
 num='[0-9]+(\.[0-9]+)?'
 [[ $BENCH_MIX =~ ^$num,$num,$num$ ]] || die "BENCH_MIX must look like 90,8,2 (percent of GET /, refresh, login)"
 awk -F, '{ exit !($1 + $2 + $3 == 100) }' <<<"$BENCH_MIX" || die "BENCH_MIX must add up to 100"
@@ -216,9 +220,10 @@ ACCESS_TOKEN_SECRET=$access_secret setsid "$out/ref_responder" "$work/ref.sock" 
 ref_pid=$!
 wait_for ref_responder "$ref_pid" 10 test -S "$work/ref.sock"
 
-# nginx: the production file with local paths and the access log off, plus the two
-# references (bench/nginx-bench.awk).
-NGINX_ACCESS_LOG=off KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE REF_SOCKET=$work/ref.sock \
+# nginx: the production file with local paths and the access log off (ACCESS_LOG=on:
+# the production JSON log, into $work/nginx/logs/access.log), plus the two references
+# (bench/nginx-bench.awk).
+NGINX_ACCESS_LOG=$ACCESS_LOG KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE REF_SOCKET=$work/ref.sock \
 REF_LISTEN=127.0.0.1:$port_ref STATIC_LISTEN=127.0.0.1:$port_static \
     stack_nginx_conf "127.0.0.1:$port_authd" awk -f "$bench/nginx-bench.awk"
 
@@ -435,7 +440,7 @@ jq -s \
     --arg kernel "$(uname -sr)" --arg wrk "$wrk_version" --arg nginx "$nginx_version" --arg redis "$redis_version" \
     --arg bin_from "${AUTHD_BIN:-swift build}" --arg git "$git_rev" --argjson dirty "$git_dirty" --arg bin_sha "$bin_sha" \
     --argjson duration "$DURATION" --argjson rounds "$ROUNDS" --argjson workers "$WORKERS" \
-    --argjson ref_threads "$REF_THREADS" --arg keep_conn "$KEEP_CONN" --argjson keepalive "$KEEPALIVE" \
+    --argjson ref_threads "$REF_THREADS" --arg keep_conn "$KEEP_CONN" --argjson keepalive "$KEEPALIVE" --arg access_log "$ACCESS_LOG" \
     --arg deploy_keep "$deploy_keep" --arg deploy_keepalive "$deploy_keepalive" --arg mix "$BENCH_MIX" \
     --argjson login_cost "$login_cost" --argjson storm_cost "$storm_cost" \
     --argjson elapsed "$elapsed" --argjson authd_log_errors "$authd_errors" \
