@@ -196,12 +196,13 @@ record() {
 }
 
 # profile NAME URL SCRIPT APP_PID SOCKET [NAME=VALUE]...: one wrk run of DURATION s (the
-# NAME=VALUEs in its environment), with the app's CPU time, peak RSS and accept-queue
-# samples around it, recorded and printed.
+# NAME=VALUEs in its environment), with the app's CPU time, peak RSS (before and after)
+# and accept-queue samples around it, recorded and printed.
 profile() {
     local name=$1 url=$2 script=$3 pid=$4 sock=$5
-    local file=$work/wrk/r$round-$name.txt t0 t1 n0 n1 rps p50 p99 req bad se to cpu ncpu_us hwm q extra
+    local file=$work/wrk/r$round-$name.txt t0 t1 n0 n1 rps p50 p99 req bad se to cpu ncpu_us hwm hwm0=null q extra
     shift 5
+    [[ -z $pid ]] || hwm0=$(vmhwm_kib "$pid")
     t0=$(cpu_ticks "$pid") n0=$(nginx_ticks)
     start_sampler "$sock" "$file.recvq"
     run_wrk "$file" "$DURATION" "$script" "$url" "$@"
@@ -221,7 +222,7 @@ profile() {
     extra=$(grep '^BENCH ' "$file" | cut -d' ' -f3- || true)
     record round="$round" profile="$name" rps="$rps" p50_ms="$p50" p99_ms="$p99" requests="$req" \
         non2xx="$bad" socket_errors="$se" timeouts="$to" cpu_us="$cpu" nginx_cpu_us="$ncpu_us" \
-        vmhwm_kib="$hwm" recvq_max="$q" lua="${extra:-}"
+        vmhwm_kib="$hwm" vmhwm_before_kib="$hwm0" recvq_max="$q" conns="$wrk_conns" lua="${extra:-}"
     printf '  %-16s %9.0f req/s  p50 %7.2f ms  p99 %8.2f ms  non-2xx %d  socket errors %d  cpu %s us/req  recv-q max %s %s\n' \
         "$name" "$rps" "$p50" "$p99" "$bad" "$se" "$cpu" "$q" "${extra:-}" >&2
     settle "$pid"

@@ -6,9 +6,13 @@
 #     authd's and the reference's alike). Whatever deploy/nginx.conf says about
 #     `keepalive` and `fastcgi_keep_conn` is replaced, so both upstreams are equal;
 #   - `upstream ref` points at the C reference responder (REF_SOCKET);
-#   - the production `server` block is repeated twice: on REF_LISTEN with
-#     `fastcgi_pass ref;` (everything else identical), and on STATIC_LISTEN with
-#     `location /` answering `return 200 '{"status":"ok"}';` (nginx alone).
+#   - the production `server` block (the one with `fastcgi_pass`; the local stack's demo
+#     application is a server block of its own, left as it is) is repeated twice: on
+#     REF_LISTEN with `fastcgi_pass ref;` (everything else identical: its /app/ is the
+#     same gated location, with the auth_request subrequest answered by the C
+#     responder's verify mode), and on STATIC_LISTEN with `location /` answering
+#     `return 200 '{"status":"ok"}';` and without the `auth_request` lines (nginx alone;
+#     its /app/ is the same location, protect.conf included, with no subrequest).
 #
 #   KEEP_CONN=on|off [KEEPALIVE=32] REF_SOCKET=/abs/ref.sock REF_LISTEN=127.0.0.1:P1 \
 #   STATIC_LISTEN=127.0.0.1:P2 awk -f bench/nginx-bench.awk generated.conf
@@ -25,7 +29,8 @@ function indent(line) { match(line, /^[ \t]*/); return substr(line, 1, RLENGTH) 
 function keep_line(line) { return indent(line) "fastcgi_keep_conn " keep ";" }
 
 # Prints the buffered server block with a new listen line; mode "ref" swaps the
-# upstream, mode "static" replaces `location / { ... }` by a fixed answer.
+# upstream, mode "static" replaces `location / { ... }` by a fixed answer and drops
+# the `auth_request` lines.
 function emit_copy(mode, listen,   i, line, skipping, depth, listened) {
     skipping = 0; listened = 0
     for (i = 1; i <= nserver; i++) {
@@ -46,6 +51,7 @@ function emit_copy(mode, listen,   i, line, skipping, depth, listened) {
             skipping = 1; depth = braces(line); n_static++
             continue
         }
+        if (mode == "static" && line ~ /^[ \t]*auth_request[ \t]/) { n_open++; continue }
         if (mode == "ref" && line ~ /^[ \t]*fastcgi_pass[ \t]+authd;/) {
             sub(/fastcgi_pass[ \t]+authd;/, "fastcgi_pass ref;", line)
             n_ref++
@@ -82,26 +88,29 @@ in_upstream && /^[ \t]*\}/ {
     next
 }
 
-# The server block: printed as it comes (with keep_conn), buffered for the copies.
-!in_server && /^[ \t]*server[ \t]*\{/ { in_server = 1; depth = 0; nserver = 0; n_server++ }
+# A server block: buffered (with keep_conn after each fastcgi_pass), then printed; the
+# one that passes to authd is the production block, and its copies follow it.
+!in_server && /^[ \t]*server[ \t]*\{/ { in_server = 1; depth = 0; nserver = 0; passes = 0 }
 in_server && /^[ \t]*fastcgi_keep_conn[ \t]/ { n_dropped++; next }
 in_server {
     depth += braces($0)
     server[++nserver] = $0
-    print
     if ($0 ~ /^[ \t]*fastcgi_pass[ \t]/) {
         server[++nserver] = keep_line($0)
-        print server[nserver]
-        n_pass++
+        passes++
     }
     if (depth == 0) {
         in_server = 0
-        print ""
-        print indent($0) "# Reference: the C responder behind the same server settings."
-        emit_copy("ref", ENVIRON["REF_LISTEN"])
-        print ""
-        print indent($0) "# Reference: nginx alone."
-        emit_copy("static", ENVIRON["STATIC_LISTEN"])
+        for (i = 1; i <= nserver; i++) print server[i]
+        if (passes > 0) {
+            n_server++; n_pass += passes
+            print ""
+            print indent($0) "# Reference: the C responder behind the same server settings."
+            emit_copy("ref", ENVIRON["REF_LISTEN"])
+            print ""
+            print indent($0) "# Reference: nginx alone."
+            emit_copy("static", ENVIRON["STATIC_LISTEN"])
+        }
     }
     next
 }
@@ -109,9 +118,9 @@ in_server {
 { print }
 
 END {
-    if (n_upstream != 1 || n_server != 1 || n_pass < 1 || n_ref != n_pass || n_static != 1) {
-        printf "nginx-bench.awk: unexpected shape (upstream authd %d, server %d, fastcgi_pass %d, ref %d, static %d)\n", \
-            n_upstream, n_server, n_pass, n_ref, n_static > "/dev/stderr"
+    if (n_upstream != 1 || n_server != 1 || n_pass < 1 || n_ref != n_pass || n_static != 1 || n_open < 1) {
+        printf "nginx-bench.awk: unexpected shape (upstream authd %d, server with fastcgi_pass %d, fastcgi_pass %d, ref %d, static %d, auth_request %d)\n", \
+            n_upstream, n_server, n_pass, n_ref, n_static, n_open > "/dev/stderr"
         exit 1
     }
 }

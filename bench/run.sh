@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: authd through nginx under wrk, next to two references measured in the
 # same run (nginx `return 200` alone, and a minimal C libfcgi responder that checks the
-# same HS256 token), on a stack of its own on loopback. docs/benchmark.md says how
-# to read the table.
+# same HS256 token, also as nginx's auth_request verifier for the gated /app/ rows), on
+# a stack of its own on loopback. docs/benchmark.md says how to read the table.
 #
 # Per round (ROUNDS, default 3): the profiles of the table just below, in its order. The
 # stack (redis-server, authd, nginx) is scripts/stack.sh's; the /proc accounting, wrk and
@@ -18,6 +18,8 @@
 #   KEEP_CONN (on)   on: `fastcgi_keep_conn on` + upstream `keepalive $KEEPALIVE` (16) for
 #                    authd and the C responder alike; off: a new FastCGI connection per
 #                    request. Replaces what deploy/nginx.conf says about either.
+#   ACCESS_LOG (off) on: nginx writes deploy/nginx.conf's JSON access log (for every
+#                    row alike), to see what it costs
 #   BENCH_MIX (90,8,2)  percent of GET /, refresh and login in authd-mixed (decimals ok)
 #   BENCH_PROFILES   only these profiles (e.g. "authd-get authd-mixed"; for debugging:
 #                    the ratios of the others come out empty)
@@ -37,21 +39,34 @@
 set -euo pipefail
 
 # --- the profiles -----------------------------------------------------------------------
-# One line a profile. A wrk run is `wrk -t2 -c64 -d${DURATION}s --latency -s bench/RUN`;
-# a RUN without .lua is a function below. `authd` groups them: each group runs against
+# One line a profile. A wrk run is `wrk -t2 -c64 -d${DURATION}s --latency -s bench/RUN`
+# (`-t1 -c1` with the need c1) on PATH; a RUN without .lua is a function below. `authd`
+# groups them: each group runs against
 # an authd (and nginx) started for it, every round:
 #   base     BCRYPT_COST=10 (always started: round 1 registers the users there)
 #   checked  the same, with ACCESS_TOKEN_SESSION_CHECK=true (one Redis EXISTS a request)
 #   storm    BCRYPT_COST=12
 # `app` is what PATH reaches and whose CPU time, peak RSS and accept queue are measured:
 # static (nginx `return 200` alone), ref (bench/ref_responder.c, through nginx) or authd.
+# Each is a server of its own in nginx (bench/nginx-bench.awk), with the same /app/: the
+# local stack's demo application (scripts/nginx-demo-upstream.conf, a `return 200` of
+# nginx's behind proxy_pass) gated by auth_request, answered by authd's GET /auth/verify
+# or by the C responder's verify mode, or (static) not gated at all.
 # `needs`, for the Lua script: sessions=NAME, 128 refresh tokens logged in before the
-# group's profiles (BENCH_SESSIONS); users, the registered users (BENCH_USERS).
+# group's profiles (BENCH_SESSIONS); users, the registered users (BENCH_USERS); c1, one
+# wrk thread with one connection (latency without queueing).
 profiles='
 #  name               authd    app     path                 run          needs
    nginx-return200    base     static  /                    get.lua                       # reference
    c-ref-get          base     ref     /                    get.lua                       # reference
    authd-get          base     authd   /                    get.lua                       # a valid access token
+   app-open           base     static  /app/                get.lua                       # reference: the demo app, no auth_request
+   c-gated            base     ref     /app/                get.lua                       # reference: /app/, verified by the C responder
+   authd-gated        base     authd   /app/                get.lua                       # /app/ as shipped: auth_request -> authd verify
+   c-gated-c1         base     ref     /app/                get.lua      c1               # the same at one connection
+   authd-gated-c1     base     authd   /app/                get.lua      c1
+   c-ref-get-c1       base     ref     /                    get.lua      c1
+   authd-get-c1       base     authd   /                    get.lua      c1
    authd-refresh      base     authd   /auth/refresh-token  refresh.lua  sessions=refresh # rotates them
    authd-mixed        base     authd   /                    mixed.lua    sessions=mixed users # BENCH_MIX % of GET /, refresh, login
    authd-login        base     authd   /auth/login          login.lua    users
@@ -84,6 +99,7 @@ ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-128}
 REF_THREADS=${REF_THREADS:-128}
 KEEP_CONN=${KEEP_CONN:-on}
+ACCESS_LOG=${ACCESS_LOG:-off}
 KEEPALIVE=${KEEPALIVE:-16}  # as deploy/nginx.conf
 BENCH_MIX=${BENCH_MIX:-90,8,2}
 base_port=${BENCH_PORT:-18470}
@@ -123,6 +139,7 @@ if [[ $SOAK == 1 ]]; then
     login_cost=$SOAK_BCRYPT_COST
 fi
 [[ $KEEP_CONN == on || $KEEP_CONN == off ]] || die "KEEP_CONN must be on or off, not '$KEEP_CONN'"
+[[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || die "ACCESS_LOG must be on or off, not '$ACCESS_LOG'"
 num='[0-9]+(\.[0-9]+)?'
 [[ $BENCH_MIX =~ ^$num,$num,$num$ ]] || die "BENCH_MIX must look like 90,8,2 (percent of GET /, refresh, login)"
 awk -F, '{ exit !($1 + $2 + $3 == 100) }' <<<"$BENCH_MIX" || die "BENCH_MIX must add up to 100"
@@ -203,9 +220,10 @@ ACCESS_TOKEN_SECRET=$access_secret setsid "$out/ref_responder" "$work/ref.sock" 
 ref_pid=$!
 wait_for ref_responder "$ref_pid" 10 test -S "$work/ref.sock"
 
-# nginx: the production file with local paths and the access log off, plus the two
-# references (bench/nginx-bench.awk).
-NGINX_ACCESS_LOG=off KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE REF_SOCKET=$work/ref.sock \
+# nginx: the production file with local paths and the access log off (ACCESS_LOG=on:
+# the production JSON log, into $work/nginx/logs/access.log), plus the two references
+# (bench/nginx-bench.awk).
+NGINX_ACCESS_LOG=$ACCESS_LOG KEEP_CONN=$KEEP_CONN KEEPALIVE=$KEEPALIVE REF_SOCKET=$work/ref.sock \
 REF_LISTEN=127.0.0.1:$port_ref STATIC_LISTEN=127.0.0.1:$port_static \
     stack_nginx_conf "127.0.0.1:$port_authd" awk -f "$bench/nginx-bench.awk"
 
@@ -258,6 +276,7 @@ group_profiles() {
 # run_profile NAME APP PATH RUN [NEED]...: one line of the table.
 run_profile() {
     local name=$1 app=$2 path=$3 run=$4 need url='' pid='' sock='' env=()
+    local wrk_threads=$wrk_threads wrk_conns=$wrk_conns  # what run_wrk uses, for this profile
     shift 4
     case $app in
         static) url=http://127.0.0.1:$port_static$path ;;
@@ -272,9 +291,24 @@ run_profile() {
         case $need in
             sessions=*) env+=("BENCH_SESSIONS=$work/sessions-${need#sessions=}.txt") ;;
             users) env+=("BENCH_USERS=${login_users[*]}") ;;
+            c1) wrk_threads=1 wrk_conns=1 ;;
         esac
     done
     profile "$name" "$url" "$bench/$run" "$pid" "$sock" "${env[@]}"
+}
+
+# check_gates TAMPERED: the three /app/ servers answer as the gated profiles expect, and
+# the C responder's verify hands the demo application the same identity as authd's.
+check_gates() {
+    local auth="Authorization: Bearer $BENCH_TOKEN" bad="Authorization: Bearer $1" a c
+    [[ $(http_code "http://127.0.0.1:$port_static/app/") == 200 ]] || die "app-open: /app/ without a token is not 200"
+    [[ $(http_code "http://127.0.0.1:$port_ref/app/") == 401 ]] || die "c-gated: /app/ without a token is not 401"
+    [[ $(http_code -H "$bad" "http://127.0.0.1:$port_ref/app/") == 401 ]] || die "c-gated: a tampered token passes"
+    [[ $(http_code -H "$bad" "$api_base/app/") == 401 ]] || die "authd-gated: a tampered token passes"
+    a=$(curl -sS -m 5 -H "$auth" "$api_base/app/") || die "authd-gated: curl failed"
+    c=$(curl -sS -m 5 -H "$auth" "http://127.0.0.1:$port_ref/app/") || die "c-gated: curl failed"
+    [[ $a == *'"user":"'?* && $a == "$c" ]] \
+        || die "the demo app sees different identities: authd's verify '$a', the C responder's '$c'"
 }
 
 # The groups: start the stack, then what its profiles need.
@@ -297,6 +331,7 @@ group_base() {
             || die "the C responder accepts a tampered token"
         [[ $(http_code -H "Authorization: Bearer $tampered" "$api_base/") == 401 ]] \
             || die "authd accepts a tampered token"
+        check_gates "$tampered"
     fi
     for line in "$@"; do
         for need in $line; do
@@ -405,7 +440,7 @@ jq -s \
     --arg kernel "$(uname -sr)" --arg wrk "$wrk_version" --arg nginx "$nginx_version" --arg redis "$redis_version" \
     --arg bin_from "${AUTHD_BIN:-swift build}" --arg git "$git_rev" --argjson dirty "$git_dirty" --arg bin_sha "$bin_sha" \
     --argjson duration "$DURATION" --argjson rounds "$ROUNDS" --argjson workers "$WORKERS" \
-    --argjson ref_threads "$REF_THREADS" --arg keep_conn "$KEEP_CONN" --argjson keepalive "$KEEPALIVE" \
+    --argjson ref_threads "$REF_THREADS" --arg keep_conn "$KEEP_CONN" --argjson keepalive "$KEEPALIVE" --arg access_log "$ACCESS_LOG" \
     --arg deploy_keep "$deploy_keep" --arg deploy_keepalive "$deploy_keepalive" --arg mix "$BENCH_MIX" \
     --argjson login_cost "$login_cost" --argjson storm_cost "$storm_cost" \
     --argjson elapsed "$elapsed" --argjson authd_log_errors "$authd_errors" \
