@@ -104,8 +104,16 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Readable once `stop()` has run (a byte is written and never read), so that every
     /// worker waiting on a kept-alive connection wakes up.
     private let stopPipe: (read: Int32, write: Int32)
-    /// One worker at a time waits for a connection, so that a new one wakes one thread.
-    private let acceptLock = Mutex<Void>(())
+    /// Per worker: whether it is waiting in accept (for `stop()` to wake), and whether it
+    /// has finished.
+    private final class AcceptWait: Sendable {
+        let inAccept = Atomic<Bool>(false)
+        let exited = Atomic<Bool>(false)
+    }
+    private let waits: [AcceptWait]
+    /// Sent by `stop()` to a worker waiting in accept: its handler does nothing and has
+    /// no SA_RESTART, so the accept fails with EINTR and the worker sees `stopping`.
+    static let wakeSignal = SIGUSR2
     /// Since when each worker has been parked on its kept connection (nil: not parked),
     /// and how many are.
     private struct Parked {
@@ -134,11 +142,12 @@ public final class FastCGIServer: @unchecked Sendable {
          setUpConnection: @escaping ConnectionSetup) throws {
         FCGX_Init()
         let listenFD = try Self.openListener(listen)
-        // Non-blocking: a connection that the peer gave up between poll and accept must not
-        // block the accepting worker.
+        // Blocking: every idle worker waits in accept itself, and the kernel wakes one of
+        // them for each connection (an inherited socket may come non-blocking).
         let flags = try Syscall.retryingEINTR("fcntl(F_GETFL)") { fcntl(listenFD, F_GETFL) }
-        try Syscall.retryingEINTR("fcntl(F_SETFL, O_NONBLOCK)") { fcntl(listenFD, F_SETFL, flags | O_NONBLOCK) }
+        try Syscall.retryingEINTR("fcntl(F_SETFL)") { fcntl(listenFD, F_SETFL, flags & ~O_NONBLOCK) }
         self.listenFD = listenFD
+        waits = (0..<workers).map { _ in AcceptWait() }
         unservedFD = try Syscall.retryingEINTR("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0) }
         self.service = service
         self.workerCount = workers
@@ -208,6 +217,11 @@ public final class FastCGIServer: @unchecked Sendable {
 
     /// Starts the worker threads. `makeWorker(i)` runs once on thread i (0..<workers).
     public func start(makeWorker: @escaping @Sendable (Int) -> Worker) throws {
+        var wake = sigaction()
+        wake.__sigaction_handler.sa_handler = { _ in }
+        wake.sa_flags = 0
+        sigemptyset(&wake.sa_mask)
+        try Syscall.retryingEINTR("sigaction(SIGUSR2)") { sigaction(Self.wakeSignal, &wake, nil) }
         // glibc gives each thread that allocates an arena of its own (up to 8 per core);
         // with a hundred mostly idle workers that is resident memory for nothing, and a
         // request allocates little. MALLOC_ARENA_MAX in the environment still wins.
@@ -218,7 +232,16 @@ public final class FastCGIServer: @unchecked Sendable {
         // Handlers need little stack; 128 threads at the default 8 MiB would reserve 1 GiB.
         pthread_attr_setstacksize(&attributes, 256 * 1024)
         for index in 0..<workerCount {
-            let job = Unmanaged.passRetained(WorkerJob { [self] in serve(worker: makeWorker(index), index: index) })
+            let job = Unmanaged.passRetained(WorkerJob { [self] in
+                // The creating thread may block signals (a test runner's does); the wake
+                // must reach this one.
+                var wakeOnly = sigset_t()
+                sigemptyset(&wakeOnly)
+                sigaddset(&wakeOnly, Self.wakeSignal)
+                pthread_sigmask(SIG_UNBLOCK, &wakeOnly, nil)
+                serve(worker: makeWorker(index), index: index)
+                waits[index].exited.store(true, ordering: .sequentiallyConsistent)
+            })
             var thread = pthread_t()
             let rc = pthread_create(&thread, &attributes, { raw in
                 let job = Unmanaged<WorkerJob>.fromOpaque(raw!).takeRetainedValue()
@@ -241,6 +264,19 @@ public final class FastCGIServer: @unchecked Sendable {
         // request, wake up.
         var byte: UInt8 = 1
         _ = try? Syscall.retryingEINTR("write(stop pipe)") { Glibc.write(stopPipe.write, &byte, 1) }
+        // Workers waiting in accept are woken by a signal, again until all have finished:
+        // one may be about to enter accept when the first reaches it. (Not by shutting the
+        // listening socket down: an inherited one is systemd's, and keeps the connections
+        // that arrive meanwhile for the next authd.) Workers serving a request finish it.
+        while true {
+            var running = false
+            for (index, thread) in threads.enumerated() where !waits[index].exited.load(ordering: .sequentiallyConsistent) {
+                running = true
+                if waits[index].inAccept.load(ordering: .sequentiallyConsistent) { pthread_kill(thread, Self.wakeSignal) }
+            }
+            if !running { break }
+            usleep(2_000)
+        }
         for thread in threads { pthread_join(thread, nil) }
     }
 
@@ -272,7 +308,7 @@ public final class FastCGIServer: @unchecked Sendable {
             } else {
                 // Accepted here rather than in libfcgi, so that the connection has its
                 // timeouts before libfcgi reads anything from it.
-                guard let fd = acceptConnection() else { return }
+                guard let fd = acceptConnection(index) else { return }
                 arrived = .now
                 request.pointee.ipcFd = fd
             }
@@ -384,38 +420,41 @@ public final class FastCGIServer: @unchecked Sendable {
         }
     }
 
-    /// The next connection, with its timeouts; nil when stop() came first.
-    private func acceptConnection() -> Int32? {
-        acceptLock.withLock { _ -> Int32? in
-            while true {
-                var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
-                do throws(SystemError) {
-                    try Syscall.retryingEINTR("poll") { poll(&fds, 2, -1) }
-                } catch {
-                    usleep(10_000)  // never spin while holding the lock
-                    continue
-                }
-                if fds[1].revents != 0 { return nil }
-                let accepted: Int32?
-                do throws(SystemError) {
-                    // accept4 is not imported (_GNU_SOURCE): CLOEXEC comes in setUpConnection.
-                    accepted = try Syscall.retryingEINTRUnlessWouldBlock("accept") { accept(listenFD, nil, nil) }
-                } catch {
-                    if error.errno == EMFILE || error.errno == ENFILE { usleep(10_000) }  // back off, do not spin
-                    continue  // ECONNABORTED and the like: the next one
-                }
-                guard let fd = accepted else { continue }  // the peer gave up between poll and accept
-                do throws(SystemError) {
-                    try setUpConnection(fd)
-                } catch {
-                    // Served without its timeouts, a slow peer could hold this worker for good.
-                    logger.error("connection refused: its timeouts could not be set", metadata: ["cause": "\(error)"])
-                    close(fd)
-                    continue
-                }
-                return fd
+    /// The next connection, with its timeouts; nil when stop() came first. Every idle
+    /// worker waits here, in accept itself: the kernel hands each connection to one of
+    /// them, with no lock, poll or hand-off between workers in user space (nginx opens a
+    /// connection for every auth_request subrequest, so this path is per request there).
+    private func acceptConnection(_ index: Int) -> Int32? {
+        let wait = waits[index]
+        while true {
+            wait.inAccept.store(true, ordering: .sequentiallyConsistent)
+            if stopping.load(ordering: .sequentiallyConsistent) {
+                wait.inAccept.store(false, ordering: .sequentiallyConsistent)
+                return nil
             }
+            let fd = authd_accept_cloexec(listenFD)
+            let failure = errno
+            wait.inAccept.store(false, ordering: .sequentiallyConsistent)
+            guard fd >= 0 else {
+                switch failure {
+                case EINTR: continue  // stop()'s signal (then `stopping` is set), or another
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM: usleep(10_000)  // back off, do not spin
+                case ECONNABORTED, EPROTO: break  // the peer gave up: the next one
+                default:
+                    logger.error("accept failed", metadata: ["cause": "\(SystemError(call: "accept4", errno: failure))"])
+                    usleep(10_000)
+                }
+                continue
+            }
+            do throws(SystemError) {
+                try setUpConnection(fd)
+            } catch {
+                // Served without its timeouts, a slow peer could hold this worker for good.
+                logger.error("connection refused: its timeouts could not be set", metadata: ["cause": "\(error)"])
+                close(fd)
+                continue
+            }
+            return fd
         }
     }
 
@@ -437,11 +476,10 @@ public final class FastCGIServer: @unchecked Sendable {
         }
     }
 
-    /// Close-on-exec and the read and write timeouts of an accepted connection. Reads
-    /// never wait (the request is queued whole first); the timeouts bound a peer that does
-    /// not read its answer, and are a second guard for the reads.
+    /// The read and write timeouts of an accepted connection (close-on-exec it has from
+    /// accept4). Reads never wait (the request is queued whole first); the timeouts bound a
+    /// peer that does not read its answer, and are a second guard for the reads.
     static func setUpConnection(_ fd: Int32) throws(SystemError) {
-        try Syscall.retryingEINTR("fcntl(F_SETFD, FD_CLOEXEC)") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var tv = timeval(tv_sec: ioTimeoutSeconds, tv_usec: 0)
         let size = socklen_t(MemoryLayout<timeval>.size)
         try Syscall.retryingEINTR("setsockopt(SO_RCVTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, size) }

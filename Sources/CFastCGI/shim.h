@@ -13,3 +13,9 @@
 #define POLLRDHUP 0x2000
 #endif
 static inline short authd_pollrdhup(void) { return POLLRDHUP; }
+
+// accept4 (the connection close-on-exec in the same call) is declared only under
+// _GNU_SOURCE, like POLLRDHUP; glibc has it since 2.10. SOCK_CLOEXEC is declared always.
+#include <sys/socket.h>
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+static inline int authd_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
