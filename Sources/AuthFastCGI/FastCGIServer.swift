@@ -366,11 +366,17 @@ public final class FastCGIServer: @unchecked Sendable {
     private func awaitRequest(on fd: Int32, since: ContinuousClock.Instant, into buffer: UnsafeMutableRawBufferPointer) -> FastCGIFraming.Scan {
         let deadline = since + .seconds(Self.ioTimeoutSeconds)
         var pause = 100  // µs between looks at a request still arriving
+        // The first look waits for the first bytes (at most SO_RCVTIMEO, the same 5 s): a
+        // connection is often accepted before nginx has written to it, and one blocking
+        // peek costs less than a failed one, a poll and another.
+        var first = true
         while true {
             let n: Int
+            let flags = Int32(first ? MSG_PEEK : MSG_PEEK | MSG_DONTWAIT)
+            first = false
             do throws(SystemError) {
                 n = try Syscall.retryingEINTRUnlessWouldBlock("recv(MSG_PEEK)") {
-                    recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_PEEK | MSG_DONTWAIT))
+                    recv(fd, buffer.baseAddress, buffer.count, flags)
                 } ?? -1
             } catch {
                 return .invalid("\(error)")
