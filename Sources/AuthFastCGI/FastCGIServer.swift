@@ -77,9 +77,10 @@ public struct ListenAddressError: Error, CustomStringConvertible {
 /// request, the worker waits, within `ioTimeoutSeconds` in all, until the whole request
 /// is queued on the socket and well framed (`FastCGIFraming`): a slow or silent peer is
 /// dropped at that bound, and libfcgi's reads never block. Between requests on a
-/// kept-alive connection the worker parks, for at most `idleTimeout`; at most
-/// `parkLimit` workers park at once, and a worker that would exceed it closes the
-/// longest-idle kept connection first, so idle peers can never take every worker.
+/// kept-alive connection the worker parks, for at most `idleTimeout`, in a blocking peek
+/// that the next request's first bytes end; at most `parkLimit` workers park at once, and
+/// a worker that would exceed it shuts the longest-idle kept connection first, so idle
+/// peers can never take every worker.
 public final class FastCGIServer: @unchecked Sendable {
     /// Bodies above this are refused with 413 (docs/API.md; nginx enforces it too).
     public static let maxBody = 16 * 1024
@@ -101,9 +102,6 @@ public final class FastCGIServer: @unchecked Sendable {
     private let idleTimeout: Int
     /// Set once by `stop()`; workers look at it before every wait for a request.
     private let stopping = Atomic<Bool>(false)
-    /// Readable once `stop()` has run (a byte is written and never read), so that every
-    /// worker waiting on a kept-alive connection wakes up.
-    private let stopPipe: (read: Int32, write: Int32)
     /// Per worker: whether it is waiting in accept (for `stop()` to wake), and whether it
     /// has finished.
     private final class AcceptWait: Sendable {
@@ -114,15 +112,20 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Sent by `stop()` to a worker waiting in accept: its handler does nothing and has
     /// no SA_RESTART, so the accept fails with EINTR and the worker sees `stopping`.
     static let wakeSignal = SIGUSR2
-    /// Since when each worker has been parked on its kept connection (nil: not parked),
-    /// and how many are.
+    /// Per worker: since when it has been parked and on which connection (nil: not
+    /// parked), and whether another worker shut that connection to take its slot; how many
+    /// are parked. A parked worker's connection is shut only under this lock, while its
+    /// slot is set: it cannot have been closed (and its number reused) meanwhile.
     private struct Parked {
-        var since: [ContinuousClock.Instant?]
+        var slots: [(since: ContinuousClock.Instant, fd: Int32)?]
+        var evicted: [Bool]
         var count = 0
     }
     private let parked: Locked<Parked>
-    /// Per worker: written to close its parked connection.
-    private let evictFDs: [Int32]
+    /// How long one blocking read of a connection may wait (its SO_RCVTIMEO): a parked
+    /// worker looks at the idle deadline after each, so the idle timeout is a whole
+    /// number of them and at most `ioTimeoutSeconds` each.
+    let receiveTimeout: Duration
     /// At most this many workers park at once; the rest stay for new connections.
     let parkLimit: Int
 
@@ -133,8 +136,9 @@ public final class FastCGIServer: @unchecked Sendable {
 
     /// Opens (or adopts) the listening socket.
     public convenience init(listen: ListenAddress, service: AuthService, workers: Int, idleTimeout: Int = 75, logger: Logger) throws {
+        let wait = Self.receiveTimeout(idleTimeout: idleTimeout)
         try self.init(listen: listen, service: service, workers: workers, idleTimeout: idleTimeout, logger: logger,
-                      setUpConnection: Self.setUpConnection)
+                      setUpConnection: { fd throws(SystemError) in try Self.setUpConnection(fd, receiveTimeout: wait) })
     }
 
     /// `setUpConnection` is a seam for the tests of what happens when it fails.
@@ -153,13 +157,8 @@ public final class FastCGIServer: @unchecked Sendable {
         self.workerCount = workers
         self.idleTimeout = idleTimeout
         parkLimit = max(1, workers - max(1, workers / 8))
-        parked = Locked(Parked(since: Array(repeating: nil, count: workers)))
-        evictFDs = try (0..<workers).map { _ throws(SystemError) in
-            try Syscall.retryingEINTR("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
-        }
-        var fds: [Int32] = [-1, -1]
-        try Syscall.retryingEINTR("pipe") { pipe(&fds) }
-        stopPipe = (fds[0], fds[1])
+        parked = Locked(Parked(slots: Array(repeating: nil, count: workers), evicted: Array(repeating: false, count: workers)))
+        receiveTimeout = Self.receiveTimeout(idleTimeout: idleTimeout)
         self.logger = logger
         self.setUpConnection = setUpConnection
     }
@@ -260,10 +259,11 @@ public final class FastCGIServer: @unchecked Sendable {
     public func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
         FCGX_ShutdownPending()
-        // Workers waiting for a connection, or on a kept-alive one for nginx's next
-        // request, wake up.
-        var byte: UInt8 = 1
-        _ = try? Syscall.retryingEINTR("write(stop pipe)") { Glibc.write(stopPipe.write, &byte, 1) }
+        // Workers parked on a kept-alive connection wake up: its read side is shut (those
+        // that park later see `stopping` first).
+        parked.withLock { p in
+            for slot in p.slots { if let slot { shutdown(slot.fd, Int32(SHUT_RD)) } }
+        }
         // Workers waiting in accept are woken by a signal, again until all have finished:
         // one may be about to enter accept when the first reaches it. (Not by shutting the
         // listening socket down: an inherited one is systemd's, and keeps the connections
@@ -297,11 +297,14 @@ public final class FastCGIServer: @unchecked Sendable {
         defer { scratch.deallocate() }
         while !stopping.load(ordering: .sequentiallyConsistent) {
             let arrived: ContinuousClock.Instant
+            var peeked: Int?
             if request.pointee.ipcFd >= 0 {
-                switch park(index, on: request.pointee.ipcFd) {
-                case .request: arrived = .now
+                switch park(index, on: request.pointee.ipcFd, into: scratch) {
+                case .request(let n):
+                    arrived = .now
+                    peeked = n
                 case .stop: return
-                case .idle, .evicted:
+                case .closed, .idle, .evicted:
                     hangUp(request)
                     continue
                 }
@@ -312,7 +315,7 @@ public final class FastCGIServer: @unchecked Sendable {
                 arrived = .now
                 request.pointee.ipcFd = fd
             }
-            let scan = awaitRequest(on: request.pointee.ipcFd, since: arrived, into: scratch)
+            let scan = awaitRequest(on: request.pointee.ipcFd, since: arrived, into: scratch, peeked: peeked)
             var next: UInt16?
             switch scan {
             case .complete(_, let following): next = following
@@ -362,25 +365,30 @@ public final class FastCGIServer: @unchecked Sendable {
     static let peekBytes = FastCGIFraming.maxParamsBytes + maxBody + 4096
 
     /// Waits until the connection has queued a whole, well-framed request, or until
-    /// `ioTimeoutSeconds` after `since`. The bytes stay queued for libfcgi.
-    private func awaitRequest(on fd: Int32, since: ContinuousClock.Instant, into buffer: UnsafeMutableRawBufferPointer) -> FastCGIFraming.Scan {
+    /// `ioTimeoutSeconds` after `since`. The bytes stay queued for libfcgi. `peeked`: the
+    /// bytes `park` has already peeked into `buffer`.
+    private func awaitRequest(on fd: Int32, since: ContinuousClock.Instant, into buffer: UnsafeMutableRawBufferPointer,
+                              peeked: Int? = nil) -> FastCGIFraming.Scan {
         let deadline = since + .seconds(Self.ioTimeoutSeconds)
         var pause = 100  // µs between looks at a request still arriving
-        // The first look waits for the first bytes (at most SO_RCVTIMEO, the same 5 s): a
-        // connection is often accepted before nginx has written to it, and one blocking
-        // peek costs less than a failed one, a poll and another.
-        var first = true
+        // The first look on a new connection waits for the first bytes (at most
+        // SO_RCVTIMEO): a connection is often accepted before nginx has written to it, and
+        // one blocking peek costs less than a failed one, a poll and another.
+        var first = peeked
+        var blocking = peeked == nil
         while true {
             let n: Int
-            let flags = Int32(first ? MSG_PEEK : MSG_PEEK | MSG_DONTWAIT)
-            first = false
-            do throws(SystemError) {
-                n = try Syscall.retryingEINTRUnlessWouldBlock("recv(MSG_PEEK)") {
-                    recv(fd, buffer.baseAddress, buffer.count, flags)
-                } ?? -1
-            } catch {
-                return .invalid("\(error)")
+            if let already = first {
+                n = already
+            } else {
+                do throws(SystemError) {
+                    n = try Self.peek(fd, into: buffer, blocking: blocking) ?? -1
+                } catch {
+                    return .invalid("\(error)")
+                }
             }
+            first = nil
+            blocking = false
             if n == 0 { return .invalid("closed") }
             let scan = n > 0 ? FastCGIFraming.scan(UnsafeRawBufferPointer(rebasing: buffer[..<n]), maxBody: Self.maxBody) : .incomplete
             guard scan == .incomplete else { return scan }
@@ -483,48 +491,86 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     /// The read and write timeouts of an accepted connection (close-on-exec it has from
-    /// accept4). Reads never wait (the request is queued whole first); the timeouts bound a
-    /// peer that does not read its answer, and are a second guard for the reads.
-    static func setUpConnection(_ fd: Int32) throws(SystemError) {
-        var tv = timeval(tv_sec: ioTimeoutSeconds, tv_usec: 0)
+    /// accept4). The write timeout bounds a peer that does not read its answer; the read
+    /// timeout bounds each blocking peek (a new connection's first, a parked one's) and is
+    /// a second guard for libfcgi's reads, which never wait (the request is queued whole
+    /// first). A unix socket does not inherit them from the listener: two calls each time.
+    static func setUpConnection(_ fd: Int32, receiveTimeout: Duration = .seconds(ioTimeoutSeconds)) throws(SystemError) {
+        var rcv = timeval(tv_sec: Int(receiveTimeout.components.seconds), tv_usec: Int(receiveTimeout.microseconds % 1_000_000))
+        var snd = timeval(tv_sec: ioTimeoutSeconds, tv_usec: 0)
         let size = socklen_t(MemoryLayout<timeval>.size)
-        try Syscall.retryingEINTR("setsockopt(SO_RCVTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, size) }
-        try Syscall.retryingEINTR("setsockopt(SO_SNDTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, size) }
+        try Syscall.retryingEINTR("setsockopt(SO_RCVTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, size) }
+        try Syscall.retryingEINTR("setsockopt(SO_SNDTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, size) }
     }
 
-    enum Wake { case request, idle, evicted, stop }
+    /// The idle timeout cut into equal waits of at most `ioTimeoutSeconds` (75 s: 15 of 5 s;
+    /// 2 s: one of 2 s).
+    static func receiveTimeout(idleTimeout: Int) -> Duration {
+        let idle = Int64(max(1, idleTimeout)) * 1_000_000
+        let waits = (idle + Int64(ioTimeoutSeconds) * 1_000_000 - 1) / (Int64(ioTimeoutSeconds) * 1_000_000)
+        return .microseconds(idle / waits)
+    }
 
-    /// Parks the worker on its kept connection until nginx's next request, the idle
-    /// timeout, another worker's eviction or stop(). At `parkLimit`, the longest-parked
-    /// other worker is evicted first.
-    private func park(_ index: Int, on fd: Int32) -> Wake {
-        parked.withLock { p in
+    /// Peeks what the connection has queued into `buffer`: its length, 0 at its end, nil
+    /// when nothing is there yet (or, `blocking`, when SO_RCVTIMEO passed first).
+    static func peek(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, blocking: Bool) throws(SystemError) -> Int? {
+        try Syscall.retryingEINTRUnlessWouldBlock("recv(MSG_PEEK)") {
+            recv(fd, buffer.baseAddress, buffer.count, Int32(blocking ? MSG_PEEK : MSG_PEEK | MSG_DONTWAIT))
+        }
+    }
+
+    enum Wake: Equatable { case request(peeked: Int), closed, idle, evicted, stop }
+
+    /// Parks the worker on its kept connection until nginx's next request (its first bytes
+    /// are peeked into `buffer`), nginx's close, the idle timeout, another worker's
+    /// eviction or stop(); those two shut the connection's read side, which ends the peek.
+    /// At `parkLimit`, the longest-parked other worker is evicted first. One blocking
+    /// system call per wait: no poll, no wake-up descriptors.
+    private func park(_ index: Int, on fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Wake {
+        let stop = parked.withLock { p in
+            // Under the lock, so that stop() either sees this slot or is seen here.
+            if stopping.load(ordering: .sequentiallyConsistent) { return true }
             if p.count >= parkLimit,
-               let oldest = p.since.indices.filter({ p.since[$0] != nil }).min(by: { p.since[$0]! < p.since[$1]! }) {
-                p.since[oldest] = nil
+               let oldest = p.slots.indices.filter({ p.slots[$0] != nil }).min(by: { p.slots[$0]!.since < p.slots[$1]!.since }) {
+                shutdown(p.slots[oldest]!.fd, Int32(SHUT_RD))
+                p.slots[oldest] = nil
+                p.evicted[oldest] = true
                 p.count -= 1
-                _ = eventfd_write(evictFDs[oldest], 1)
             }
-            p.since[index] = .now
+            p.slots[index] = (.now, fd)
             p.count += 1
+            return false
         }
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: evictFDs[index], events: Int16(POLLIN), revents: 0)]
-        // A failed poll leaves every revents 0: the connection is closed as idle.
-        _ = try? Syscall.retryingEINTR("poll") { poll(&fds, 3, Int32(min(idleTimeout, Int(Int32.max / 1000)) * 1000)) }
-        parked.withLock { p in
-            if p.since[index] != nil {
-                p.since[index] = nil
+        if stop { return .stop }
+        // Each wait ends at SO_RCVTIMEO (`receiveTimeout`); the idle timeout is a whole
+        // number of them.
+        var waitsLeft = max(1, Int((Duration.seconds(idleTimeout) / receiveTimeout).rounded()))
+        var peeked: Int?
+        var failed = false
+        while true {
+            do throws(SystemError) {
+                peeked = try Self.peek(fd, into: buffer, blocking: true)
+            } catch {
+                failed = true  // closed as idle
+                break
+            }
+            if peeked != nil { break }
+            waitsLeft -= 1
+            if waitsLeft == 0 || stopping.load(ordering: .sequentiallyConsistent) { break }
+        }
+        let evicted = parked.withLock { p in
+            if p.slots[index] != nil {
+                p.slots[index] = nil
                 p.count -= 1
             }
+            defer { p.evicted[index] = false }
+            return p.evicted[index]
         }
-        var value: eventfd_t = 0
-        let evicted = fds[2].revents != 0 && eventfd_read(evictFDs[index], &value) == 0
-        if fds[1].revents != 0 { return .stop }
+        if stopping.load(ordering: .sequentiallyConsistent) { return .stop }
         // A request that came with the eviction is served: the slot is taken either way.
-        if fds[0].revents != 0 { return .request }
-        return evicted ? .evicted : .idle
+        if let peeked, peeked > 0 { return .request(peeked: peeked) }
+        if evicted { return .evicted }
+        return peeked == 0 && !failed ? .closed : .idle
     }
 
     private func respond(_ r: FCGX_Request, _ worker: Worker, _ scratch: UnsafeMutableRawBufferPointer) -> Response {

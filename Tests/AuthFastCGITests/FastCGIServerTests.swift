@@ -68,7 +68,7 @@ import Testing
 
     /// The control: with its timeouts set, the same request is answered.
     @Test func aConnectionWithItsTimeoutsIsServed() throws {
-        let answers = try exchange(named: "set", setUp: FastCGIServer.setUpConnection, connections: 1)
+        let answers = try exchange(named: "set", setUp: { fd throws(SystemError) in try FastCGIServer.setUpConnection(fd) }, connections: 1)
         let text = String(decoding: answers.first ?? [], as: UTF8.self)
         #expect(text.contains("Status: 401"), "\(text)")
     }
@@ -84,6 +84,39 @@ import Testing
     /// or, for a kept connection, up to the end of the answer.
     private func exchange(named name: String, setUp: @escaping FastCGIServer.ConnectionSetup, connections: Int) throws -> [[UInt8]] {
         let path = Self.socketPath(name)
+        let (server, _) = try Self.server(path, setUp: setUp)
+        defer { server.stop(); unlink(path) }
+        return try (0..<connections).map { _ in try Self.ask(path, FastCGIFramingTests.request()) }
+    }
+
+    /// The idle timeout is a whole number of equal blocking waits of at most 5 s each.
+    @Test(arguments: [(75, 5_000_000), (2, 2_000_000), (7, 3_500_000), (1, 1_000_000), (5, 5_000_000), (6, 3_000_000)])
+    func theIdleTimeoutIsCutIntoEqualWaits(idle: Int, microseconds: Int64) {
+        #expect(FastCGIServer.receiveTimeout(idleTimeout: idle) == .microseconds(microseconds))
+    }
+
+    /// A worker parked on a kept connection serves that connection's next request, and
+    /// stop() wakes it at once (it shuts the connection's read side), not after its
+    /// 5 s receive timeout; the peer then reads the end of the connection.
+    @Test func aParkedWorkerServesTheNextRequestAndStopWakesItAtOnce() throws {
+        let path = Self.socketPath("park")
+        let (server, _) = try Self.server(path, setUp: { fd throws(SystemError) in try FastCGIServer.setUpConnection(fd) })
+        defer { unlink(path) }
+        let fd = try Self.connect(path)
+        defer { close(fd) }
+        for round in 1...2 {
+            let answer = try Self.ask(on: fd, FastCGIFramingTests.request())
+            #expect(String(decoding: answer, as: UTF8.self).contains("Status: 401"), "answer \(round) on the kept connection")
+        }
+        let started = ContinuousClock.now
+        server.stop()
+        let took = ContinuousClock.now - started
+        #expect(took < .seconds(2), "stop() took \(took) with a worker parked")
+        var byte: UInt8 = 0
+        #expect(recv(fd, &byte, 1, 0) == 0, "the parked connection was closed by stop()")
+    }
+
+    private static func server(_ path: String, setUp: @escaping FastCGIServer.ConnectionSetup) throws -> (FastCGIServer, Logger) {
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let secrets = ["ACCESS_TOKEN_SECRET": String(repeating: "a", count: 32), "REFRESH_TOKEN_SECRET": String(repeating: "b", count: 32)]
         let keys = KeyRing(signing: NoKey())
@@ -91,18 +124,31 @@ import Testing
                                   hasher: NoHasher(), decoyHash: "", logger: logger)
         let server = try FastCGIServer(listen: .unix(path: path), service: service, workers: 1, logger: logger, setUpConnection: setUp)
         try server.start { _ in Worker(store: MemoryStore(clock: TestClock())) }
-        defer { server.stop(); unlink(path) }
-        return try (0..<connections).map { _ in try Self.ask(path, FastCGIFramingTests.request()) }
+        return (server, logger)
+    }
+
+    private static func connect(_ path: String) throws -> Int32 {
+        let fd = try Syscall.retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0) }
+        do {
+            try FastCGIServer.withUnixAddress(path, call: "connect") { address, length throws(SystemError) in
+                try Syscall.retryingEINTR("connect(\(path))") { Glibc.connect(fd, address, length) }
+            }
+            var tv = timeval(tv_sec: 5, tv_usec: 0)
+            try Syscall.retryingEINTR("setsockopt(SO_RCVTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
     }
 
     private static func ask(_ path: String, _ request: [UInt8]) throws -> [UInt8] {
-        let fd = try Syscall.retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0) }
+        let fd = try connect(path)
         defer { close(fd) }
-        try FastCGIServer.withUnixAddress(path, call: "connect") { address, length throws(SystemError) in
-            try Syscall.retryingEINTR("connect(\(path))") { connect(fd, address, length) }
-        }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        try Syscall.retryingEINTR("setsockopt(SO_RCVTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)) }
+        return try ask(on: fd, request)
+    }
+
+    private static func ask(on fd: Int32, _ request: [UInt8]) throws -> [UInt8] {
         do {
             _ = try request.withUnsafeBytes { bytes throws(SystemError) in
                 try Syscall.retryingEINTR("send") { send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
